@@ -1,0 +1,304 @@
+"""Typed experiment configuration: one dataclass per stage, YAML plus `--set key=value`.
+
+Precedence: command line (`--set a.b=c`) beats the YAML file, which beats the defaults below.
+An unknown key anywhere is an error that names its full dotted path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tbr.errors import TbrError
+
+
+def _f(default: Any, help: str) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class ModelConfig:
+    name: str = _f("smollm2-135m", "registry name (see `tbr models`), Hugging Face id, or local folder")
+    dtype: str = _f("auto", "auto | bfloat16 | float32 | float16 (auto: bf16 where the hardware supports it)")
+    device: str = _f("auto", "auto | cpu | cuda")
+
+
+@dataclass
+class SourceConfig:
+    source: str = _f("builtin", "builtin | a registered public set (see `tbr data list`) | path to a file")
+    limit: int | None = _f(None, "keep at most this many rows (a seeded, stratified sample)")
+    columns: dict[str, str] = _f({}, "column map for files: tbr field -> column in the file")
+
+
+@dataclass
+class DataConfig:
+    general: SourceConfig = field(default_factory=SourceConfig, metadata={"help": "general instructions"})
+    safety: SourceConfig = field(default_factory=SourceConfig, metadata={"help": "harmful requests with refusals"})
+    eval: list[str] = _f(["builtin"], "evaluation suites (see `tbr eval --list`)")
+    eval_limit: int | None = _f(None, "per-suite cap on evaluation prompts (stratified by label and type)")
+
+
+@dataclass
+class ReflectConfig:
+    source: list[str] = _f(["internal"], "internal | external | builtin | shuffled | generic | none; a list is a grid axis")
+    model: str | None = _f(None, "model for internal reflections (default: the model being trained)")
+    max_new_tokens: int = _f(48, "length cap of one reflection, in tokens")
+    batch_size: int = _f(16, "prompts per generation batch")
+    api_base: str | None = _f(None, "external: OpenAI-compatible base URL (or env TBR_API_BASE)")
+    api_model: str | None = _f(None, "external: model name at the endpoint")
+    api_key_env: str = _f("OPENAI_API_KEY", "external: name of the environment variable holding the key")
+    concurrency: int = _f(4, "external: requests in flight")
+    timeout: float = _f(60.0, "external: seconds per request")
+    max_retries: int = _f(5, "external: retries on 429, 5xx, timeouts, malformed replies")
+
+
+@dataclass
+class BuildConfig:
+    gamma: list[float] = _f([0.0, 1.0], "safety reflection ratio(s) γ in [0, 1]; a list is a grid axis")
+    template: str = _f("chat", "chat (the model's chat template) | alpaca (the paper's)")
+    separator: str = _f(" ", "text between reflection and refusal")
+    system_prompt: str | None = _f(None, "system prompt used when rendering with the chat template")
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = _f(True, "LoRA adapters; false = full fine-tuning")
+    r: int = _f(16, "rank")
+    alpha: int = _f(32, "scaling alpha")
+    dropout: float = _f(0.05, "dropout on the adapter input")
+    target_modules: list[str] = _f(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                                   "module names that get adapters")
+
+
+@dataclass
+class TrainConfig:
+    lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "LoRA settings"})
+    epochs: float = _f(1.0, "passes over the training set")
+    max_steps: int = _f(-1, "stop after this many optimizer steps (-1: use epochs)")
+    learning_rate: float = _f(3e-4, "peak learning rate")
+    batch_size: int = _f(8, "sequences per device per step")
+    grad_accum: int = _f(1, "gradient accumulation steps")
+    max_length: int = _f(256, "token cutoff per example")
+    warmup_ratio: float = _f(0.03, "share of steps spent warming up")
+    gradient_checkpointing: bool = _f(False, "trade compute for memory (worth it only for big models)")
+    group_by_length: bool = _f(True, "batch similar lengths together to waste less padding")
+    save_steps: int = _f(50, "checkpoint every N steps (resume after a kill)")
+    merge: bool = _f(False, "also save the merged full model (for vLLM / lm-eval)")
+
+
+@dataclass
+class GenerateConfig:
+    backend: str = _f("hf", "hf | vllm | openai")
+    modes: list[str] = _f(["plain"], "prompting modes: plain | direct | cot")
+    max_new_tokens: int = _f(64, "response length cap")
+    batch_size: int = _f(32, "prompts per batch (hf backend)")
+    api_base: str | None = _f(None, "openai backend: base URL")
+    api_model: str | None = _f(None, "openai backend: model name")
+    api_key_env: str = _f("OPENAI_API_KEY", "openai backend: env var with the key")
+    untouched: bool = _f(True, "also evaluate the model before fine-tuning")
+
+
+@dataclass
+class JudgeConfig:
+    judges: list[str] = _f(["keywords", "xstest-prefix", "tbr"], "judges to run (see `tbr judge --list`)")
+    primary: str = _f("tbr", "judge whose labels give the headline compliance rates")
+
+
+@dataclass
+class EvalConfig:
+    bootstrap: int = _f(1000, "bootstrap resamples for paired differences")
+    general_tasks: list[str] = _f([], "lm-eval tasks for general ability (e.g. mmlu, gsm8k, arc_easy)")
+    general_limit: int | None = _f(None, "lm-eval: examples per task (quick runs)")
+
+
+@dataclass
+class AttributeConfig:
+    enabled: bool = _f(False, "run the attribution stage")
+    limit: int = _f(50, "prompts with a focus word to attribute")
+    neutral_words: list[str] = _f(["love", "see", "paint"], "replacements for the focus word (averaged)")
+    target: str = _f("Sorry, but as an AI assistant, I couldn't answer your query.", "refusal target text")
+    ig_steps: int = _f(32, "integrated-gradients steps")
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = _f("demo", "run name: the run directory is <runs_dir>/<name>")
+    runs_dir: str = _f("runs", "parent folder of run directories")
+    seed: list[int] = _f([0], "random seed(s); a list is a grid axis")
+    threads: int | None = _f(None, "torch CPU threads (default: torch's choice)")
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "base model"})
+    models: list[str] = _f([], "grid axis over base models (overrides model.name when non-empty)")
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "data sources"})
+    reflect: ReflectConfig = field(default_factory=ReflectConfig, metadata={"help": "reflection stage"})
+    build: BuildConfig = field(default_factory=BuildConfig, metadata={"help": "mixing and rendering"})
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "fine-tuning"})
+    generate: GenerateConfig = field(default_factory=GenerateConfig, metadata={"help": "generation"})
+    judge: JudgeConfig = field(default_factory=JudgeConfig, metadata={"help": "judging"})
+    evaluate: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "metrics"})
+    attribute: AttributeConfig = field(default_factory=AttributeConfig, metadata={"help": "attribution"})
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+
+def to_dict(cfg: Any) -> Any:
+    return dataclasses.asdict(cfg)
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """Check/convert a YAML value to the field's type; error names the dotted path."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if _is_dataclass_type(tp):
+        if not isinstance(value, dict):
+            raise TbrError(f"config key '{path}': expected a mapping, got {value!r}")
+        return _build(tp, value, path)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], path)
+    if origin is list:
+        (item,) = args
+        if not isinstance(value, list):
+            value = [value]  # a scalar where a grid axis is expected means a one-value axis
+        return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TbrError(f"config key '{path}': expected a mapping, got {value!r}")
+        return {str(k): str(v) for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise TbrError(f"config key '{path}': expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TbrError(f"config key '{path}': expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise TbrError(f"config key '{path}': expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise TbrError(f"config key '{path}': expected a string, got {value!r}")
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            full = f"{prefix}.{key}" if prefix else str(key)
+            raise TbrError(f"unknown config key '{full}' (known here: {', '.join(sorted(names))})")
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for k in keys[:-1]:
+        if not isinstance(node.get(k, {}), dict):
+            raise TbrError(f"config key '{dotted}': '{k}' is not a section")
+        node = node.setdefault(k, {})
+    node[keys[-1]] = value
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise TbrError(f"--set expects key=value, got {item!r}")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise TbrError("config file not found", path=p)
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            raise TbrError(f"not valid YAML ({getattr(e, 'problem', e)})", path=p,
+                           line=(mark.line + 1) if mark else None) from None
+        except UnicodeDecodeError:
+            raise TbrError("not valid UTF-8", path=p) from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise TbrError("expected a mapping at the top level", path=p)
+        data = loaded
+    for item in overrides or []:
+        key, value = parse_override(item)
+        _set_dotted(data, key, value)
+    try:
+        cfg = _build(ExperimentConfig, data)
+    except TbrError as e:
+        if path is not None:
+            raise TbrError(f"{path}: {e}") from None
+        raise
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: ExperimentConfig) -> None:
+    for g in cfg.build.gamma:
+        if not 0.0 <= g <= 1.0:
+            raise TbrError(f"config key 'build.gamma': γ must be within [0, 1], got {g}")
+    if cfg.build.template not in ("chat", "alpaca"):
+        raise TbrError(f"config key 'build.template': expected chat or alpaca, got {cfg.build.template!r}")
+    from tbr.reflect import SOURCES  # late: reflect imports config
+    for s in cfg.reflect.source:
+        if s not in SOURCES:
+            raise TbrError(f"config key 'reflect.source': unknown source {s!r} (known: {', '.join(SOURCES)})")
+    for m in cfg.generate.modes:
+        if m not in ("plain", "direct", "cot"):
+            raise TbrError(f"config key 'generate.modes': unknown mode {m!r} (known: plain, direct, cot)")
+    from tbr.judges import JUDGES
+    for j in [*cfg.judge.judges, cfg.judge.primary]:
+        if j not in JUDGES:
+            raise TbrError(f"config key 'judge.judges': unknown judge {j!r} (known: {', '.join(JUDGES)})")
+    if cfg.judge.primary not in cfg.judge.judges:
+        raise TbrError("config key 'judge.primary': must be one of judge.judges")
+    from tbr.suites import SUITES
+    for s in cfg.data.eval:
+        if s not in SUITES and not Path(s).suffix:
+            raise TbrError(f"config key 'data.eval': unknown suite {s!r} (known: {', '.join(SUITES)}, or a file path)")
+    if cfg.train.batch_size < 1 or cfg.train.max_length < 8:
+        raise TbrError("config key 'train': batch_size must be >= 1 and max_length >= 8")
+    if not cfg.name or "/" in cfg.name:
+        raise TbrError(f"config key 'name': expected a plain folder name, got {cfg.name!r}")
+
+
+def describe(cls: type = ExperimentConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted key, default, help) for every leaf: used by `tbr config --help-keys`."""
+    out = []
+    inst = cls()
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        val = getattr(inst, f.name)
+        if dataclasses.is_dataclass(val):
+            out.extend(describe(type(val), key + "."))
+        else:
+            out.append((key, repr(val), f.metadata.get("help", "")))
+    return out
