@@ -108,6 +108,10 @@ class GenerateConfig:
 class JudgeConfig:
     judges: list[str] = _f(["keywords", "xstest-prefix", "tbr"], "judges to run (see `tbr judge --list`)")
     primary: str = _f("tbr", "judge whose labels give the headline compliance rates")
+    model: str | None = _f(None, "llm/guard judges: local model (registry name, folder or hub id)")
+    api_base: str | None = _f(None, "llm/guard judges: OpenAI-compatible base URL (instead of a local model)")
+    api_model: str | None = _f(None, "llm/guard judges: model name at the endpoint")
+    api_key_env: str = _f("OPENAI_API_KEY", "llm/guard judges: env var holding the API key")
 
 
 @dataclass

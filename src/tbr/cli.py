@@ -1,0 +1,221 @@
+"""Command line: `tbr run | reflect | build | train | generate | judge | attribute | eval | report |
+judge-eval | models | data | compare | config`. This module only parses and dispatches.
+
+A user error prints one line (`tbr: error: ...`) and exits with status 2; `--debug` shows the
+traceback instead."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from tbr.errors import TbrError
+
+DEFAULT_CONFIG = "configs/demo.yaml"
+# Commands that live in their own modules: each has `register(subparsers)`, which adds a
+# parser with `set_defaults(func=run)` where `run(args) -> int`.
+COMMAND_MODULES = ("tbr.commands.data", "tbr.commands.compare", "tbr.commands.general", "tbr.commands.bench")
+STAGE_COMMANDS = ("reflect", "build", "train", "generate", "attribute")
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", default=None,
+                   help=f"experiment YAML (default: {DEFAULT_CONFIG} if present, else built-in defaults)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.epochs=2 (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tbr", description="Think-Before-Refusal: fine-tune and measure false refusal.")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("run", help="run the whole experiment (every stage; finished ones are skipped)")
+    _add_config_args(p)
+    for st in STAGE_COMMANDS:
+        p = sub.add_parser(st, help=f"run the pipeline up to the {st} stage (earlier finished stages are skipped)")
+        _add_config_args(p)
+        if st == "reflect":
+            p.add_argument("--source", action="append", default=None,
+                           help="reflection source(s): internal, external, builtin, shuffled, generic, none")
+    p = sub.add_parser("eval", help="evaluate models on suites (up to evaluate + report)")
+    _add_config_args(p)
+    p.add_argument("--suite", action="append", default=None, help="suite name or file (repeatable)")
+    p.add_argument("--list", action="store_true", help="list the suites")
+
+    p = sub.add_parser("judge", help="label responses in a JSONL file with a judge")
+    p.add_argument("--input", help="JSONL with prompt and response per row")
+    p.add_argument("--output", help="JSONL to write: every input field plus label, judge, raw")
+    p.add_argument("--judge", default="tbr", help="judge name (default: tbr)")
+    p.add_argument("--list", action="store_true", help="list the judges")
+    p.add_argument("--model", help="llm/guard: local model")
+    p.add_argument("--api-base", help="llm/guard: OpenAI-compatible base URL")
+    p.add_argument("--api-model", help="llm/guard: model name at the endpoint")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="llm/guard: env var holding the key")
+
+    p = sub.add_parser("judge-eval", help="accuracy, kappa and confusion of a judge against labelled rows")
+    p.add_argument("--judge", action="append", default=None, help="judge name (repeatable; default: the offline ones)")
+    p.add_argument("--labels", default="builtin", help="labelled JSONL (prompt, response, label) or 'builtin'")
+    p.add_argument("--output", default="judge-eval", help="output folder")
+
+    p = sub.add_parser("report", help="(re)write report.md, metrics.json and plots of a run directory")
+    p.add_argument("run_dir")
+
+    sub.add_parser("models", help="list the model registry")
+
+    p = sub.add_parser("config", help="print the resolved config, or every key with its help")
+    _add_config_args(p)
+    p.add_argument("--keys", action="store_true", help="list every config key with default and help")
+    import importlib
+    for mod in COMMAND_MODULES:
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+            continue
+        m.register(sub)
+    return ap
+
+
+def _load_cfg(args: argparse.Namespace, extra: Sequence[str] = ()) -> Any:
+    from tbr.config import load_config
+    path = args.config
+    if path is None and Path(DEFAULT_CONFIG).exists():
+        path = DEFAULT_CONFIG
+    return load_config(path, list(args.overrides) + list(extra))
+
+
+def _cmd_judge(args: argparse.Namespace) -> int:
+    from tbr.data.schema import JUDGE_INPUT_SCHEMA
+    from tbr.evaluate import apply_judge
+    from tbr.io import read_jsonl, write_jsonl
+    from tbr.judges import JUDGES, get_judge
+    if args.list:
+        for name in JUDGES:
+            print(name)
+        return 0
+    if not args.input or not args.output:
+        raise TbrError("tbr judge needs --input IN.jsonl and --output OUT.jsonl (or --list)")
+    if args.judge not in JUDGES:
+        raise TbrError(f"unknown judge {args.judge!r} (known: {', '.join(JUDGES)})")
+    rows = read_jsonl(args.input, JUDGE_INPUT_SCHEMA, unique_id=True)
+    if not rows:
+        raise TbrError("no rows to judge", path=args.input)
+    for n, r in enumerate(rows, 1):
+        r.setdefault("id", str(n))
+    opts: dict[str, Any] = {}
+    if args.judge in ("llm", "guard"):
+        from tbr.config import JudgeConfig
+        from tbr.evaluate import make_judge
+        jc = JudgeConfig(model=args.model, api_base=args.api_base, api_model=args.api_model,
+                         api_key_env=args.api_key_env)
+        judge = make_judge(args.judge, jc, cache_dir=Path(args.output).parent / ".tbr-cache")
+    else:
+        judge = get_judge(args.judge, **opts)
+    out = apply_judge(judge, rows)
+    write_jsonl(args.output, out)
+    counts: dict[str, int] = {}
+    for r in out:
+        counts[r["label"]] = counts.get(r["label"], 0) + 1
+    print(f"{args.output}: {len(out)} rows; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+def _cmd_judge_eval(args: argparse.Namespace) -> int:
+    from tbr.data.sources import builtin_rows
+    from tbr.io import read_jsonl
+    from tbr.judge_eval import evaluate_judge, write_judge_eval
+    from tbr.judges import get_judge
+    if args.labels == "builtin":
+        rows = builtin_rows("judge-labelled")
+    else:
+        rows = read_jsonl(args.labels, {"prompt": (str,), "response": (str,), "label": (str,)})
+    if not rows:
+        raise TbrError("no labelled rows", path=args.labels)
+    from tbr.judges import LABELS
+    for n, r in enumerate(rows, 1):
+        if r["label"] not in LABELS[:3]:
+            raise TbrError(f"expected one of {', '.join(LABELS[:3])}, got {r['label']!r}",
+                           path=args.labels, line=n, field="label")
+    for name in args.judge or ["keywords", "xstest-prefix", "tbr"]:
+        res = evaluate_judge(get_judge(name), rows)
+        out = Path(args.output) / name
+        write_judge_eval(res, out)
+        print(f"{name}: binary accuracy {res['binary']['accuracy']:.3f}, kappa {res['binary']['kappa']:.3f}; "
+              f"3-class accuracy {res['three_class']['accuracy']:.3f} -> {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except TbrError as e:
+        if args.debug:
+            raise
+        print(f"tbr: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tbr: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from tbr import pipeline
+    if getattr(args, "func", None) is not None:
+        return int(args.func(args) or 0)
+    cmd = args.cmd
+    if cmd == "run" or cmd in STAGE_COMMANDS:
+        extra = []
+        if cmd == "reflect" and args.source:
+            extra.append(f"reflect.source={args.source}")
+        cfg = _load_cfg(args, extra)
+        pipeline.run(cfg, progress=not args.no_progress, until="report" if cmd == "run" else cmd)
+        if cmd != "run":
+            print(cfg.run_dir / cmd)
+        return 0
+    if cmd == "eval":
+        from tbr.suites import SUITES
+        if args.list:
+            for s in SUITES.values():
+                print(f"{s.name}\t{s.description}")
+            return 0
+        extra = [f"data.eval={args.suite}"] if args.suite else []
+        cfg = _load_cfg(args, extra)
+        pipeline.run(cfg, progress=not args.no_progress)
+        return 0
+    if cmd == "judge":
+        return _cmd_judge(args)
+    if cmd == "judge-eval":
+        return _cmd_judge_eval(args)
+    if cmd == "report":
+        from tbr.report import write_report
+        print(write_report(Path(args.run_dir)))
+        return 0
+    if cmd == "models":
+        from tbr.models import describe_models
+        for r in describe_models():
+            print(f"{r['name']}\t{r['description']}\tlicence {r['licence']}\tcached: {r['cached']}")
+        print("(any Hugging Face model id or local folder also works)")
+        return 0
+    if cmd == "config":
+        if args.keys:
+            from tbr.config import describe
+            for k, d, h in describe():
+                print(f"{k} = {d}\n    {h}")
+            return 0
+        import yaml
+
+        from tbr.config import to_dict
+        print(yaml.safe_dump(to_dict(_load_cfg(args)), sort_keys=False, allow_unicode=True))
+        return 0
+    raise TbrError(f"unknown command {cmd!r}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

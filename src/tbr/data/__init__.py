@@ -1,0 +1,1 @@
+"""Data: record schemas, built-in sets, loaders for public sets."""

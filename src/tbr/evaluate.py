@@ -1,0 +1,125 @@
+"""The judge and evaluate stages.
+
+judge: every response gets a label from each configured judge (<judge>.jsonl: the response's
+fields plus label, judge, raw). evaluate: judgements joined by id with the evaluation prompts
+(safe/unsafe label, type), then compliance rates per model, mode, judge, label and type, and
+paired differences between models on the same prompts. Nothing here depends on wall-clock
+time, so the same judgements always give byte-identical metrics.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from tbr.errors import TbrError
+from tbr.io import atomic_write_json, read_jsonl, write_jsonl
+from tbr.metrics import breakdown, paired_bootstrap
+
+
+def make_judge(name: str, jcfg: Any | None = None, cache_dir: Path | None = None) -> Any:
+    from tbr.judges import get_judge
+    if name in ("llm", "guard") and jcfg is not None:
+        opts: dict[str, Any] = {}
+        if jcfg.api_base:
+            from tbr.remote import ChatClient
+            if not jcfg.api_model:
+                raise TbrError(f"judge '{name}' with judge.api_base needs judge.api_model")
+            opts["client"] = ChatClient(jcfg.api_base, jcfg.api_model, api_key_env=jcfg.api_key_env,
+                                        cache_dir=cache_dir)
+        elif jcfg.model:
+            from tbr.generate import make_local_generate_fn
+            opts["generate_fn"] = make_local_generate_fn(jcfg.model)
+        else:
+            raise TbrError(f"judge '{name}' needs judge.model (a local model) or judge.api_base + judge.api_model")
+        return get_judge(name, **opts)
+    return get_judge(name)
+
+
+def apply_judge(judge: Any, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Input rows with label, judge and raw added. A `label` already in a row (say, a gold
+    label) is kept as `input_label` rather than silently overwritten."""
+    verdicts = judge.judge(rows)
+    out = []
+    for r, v in zip(rows, verdicts):
+        row = dict(r)
+        if "label" in row:
+            row["input_label"] = row.pop("label")
+        row.update(label=v.label, judge=judge.name, raw=v.raw)
+        out.append(row)
+    return out
+
+
+def judge_responses(responses: list[dict[str, Any]], judges: Sequence[str], out_dir: Path,
+                    jcfg: Any | None = None, cache_dir: Path | None = None) -> dict[str, Any]:
+    counts: dict[str, Any] = {}
+    for name in judges:
+        judged = apply_judge(make_judge(name, jcfg, cache_dir), responses)
+        write_jsonl(Path(out_dir) / f"{name}.jsonl", judged)
+        c: dict[str, int] = {}
+        for r in judged:
+            c[r["label"]] = c.get(r["label"], 0) + 1
+        counts[name] = c
+    return counts
+
+
+def joined(judged: Sequence[Mapping[str, Any]], prompts: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for r in judged:
+        p = prompts.get(r["id"])
+        if p is None:
+            raise TbrError(f"judgement for id {r['id']!r} has no evaluation prompt")
+        out.append({"id": r["id"], "mode": r.get("mode", "plain"), "label": r["label"], "prompt_label": p["label"],
+                    "type": p["type"], "suite": p["suite"]})
+    return out
+
+
+def evaluate_run(root: Path, out_dir: Path, labels: Sequence[str], eval_rows: list[dict[str, Any]], cfg: Any,
+                 cells: Mapping[str, Any]) -> dict[str, Any]:
+    from tbr.pipeline import _safe
+    prompts = {r["id"]: r for r in eval_rows}
+    models: dict[str, Any] = {}
+    primary: dict[tuple[str, str, str], dict[str, str]] = {}  # (model, mode, prompt_label) -> id -> label
+    for lab in labels:
+        models[lab] = {}
+        for j in cfg.judge.judges:
+            rows = joined(read_jsonl(root / "judge" / _safe(lab) / f"{j}.jsonl"), prompts)
+            for mode in cfg.generate.modes:
+                sub = [r for r in rows if r["mode"] == mode]
+                by_suite = {}
+                for s in sorted({r["suite"] for r in sub}):
+                    by_suite[s] = breakdown([r for r in sub if r["suite"] == s])
+                models[lab].setdefault(mode, {})[j] = {"all": breakdown(sub), "by_suite": by_suite}
+                if j == cfg.judge.primary:
+                    for pl in ("safe", "unsafe"):
+                        primary[(lab, mode, pl)] = {r["id"]: r["label"] for r in sub if r["prompt_label"] == pl}
+    pairs = []
+    base_labels = [lab for lab in labels if lab.endswith("untouched")]
+    trained = [lab for lab in labels if lab not in base_labels]
+    baselines = [lab for lab in trained if lab.split(":")[-1].startswith("baseline")]
+    for mode in cfg.generate.modes:
+        wanted = [(b, t) for b in base_labels for t in trained]
+        wanted += [(b, t) for b in baselines for t in trained if t not in baselines and _same_group(b, t)]
+        for a, b in wanted:
+            for pl in ("safe", "unsafe"):
+                if (a, mode, pl) in primary and (b, mode, pl) in primary:
+                    d = paired_bootstrap(primary[(a, mode, pl)], primary[(b, mode, pl)], cfg.evaluate.bootstrap,
+                                         seed=cfg.seed[0])
+                    pairs.append({"a": a, "b": b, "mode": mode, "prompt_label": pl, **d})
+    cell_info = {lab: {"model": c.model, "seed": c.seed, "source": c.source, "gamma": c.gamma}
+                 for lab, c in cells.items()}
+    metrics = {"primary_judge": cfg.judge.primary, "judges": list(cfg.judge.judges), "modes": list(cfg.generate.modes),
+               "models": models, "paired": pairs, "cells": cell_info,
+               "n_prompts": {"safe": sum(r["label"] == "safe" for r in eval_rows),
+                             "unsafe": sum(r["label"] == "unsafe" for r in eval_rows)}}
+    atomic_write_json(Path(out_dir) / "metrics.json", metrics)
+    return {"models": len(labels), "pairs": len(pairs)}
+
+
+def _same_group(a: str, b: str) -> bool:
+    """Baseline and TBR cells compare within the same model and seed."""
+    pa, pb = a.split(":"), b.split(":")
+    if (pa[0] if len(pa) > 1 else "") != (pb[0] if len(pb) > 1 else ""):
+        return False
+    sa = a.rsplit("-s", 1)[1] if "-s" in a and a.rsplit("-s", 1)[1].isdigit() else ""
+    sb = b.rsplit("-s", 1)[1] if "-s" in b and b.rsplit("-s", 1)[1].isdigit() else ""
+    return sa == sb

@@ -1,0 +1,77 @@
+"""Metrics as pure functions: compliance rates with Wilson intervals, per-type breakdowns,
+and paired bootstrap differences between two models on the same prompts.
+
+Conventions: compliance rate (CR) = full_compliance / judged, where judged excludes
+`unparsed`; full and partial refusal rates are reported apart; unparsed is counted on its own
+and never enters a rate's numerator or denominator.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from typing import Any, Iterable, Mapping, Sequence
+
+Z95 = 1.959963984540054
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for k successes out of n (n=0 -> (0, 1): nothing is known)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rates(labels: Iterable[str]) -> dict[str, Any]:
+    """Counts and rates of one group of judge labels."""
+    labels = list(labels)
+    c = {k: 0 for k in ("full_compliance", "full_refusal", "partial_refusal", "unparsed")}
+    for lab in labels:
+        c[lab] += 1
+    n = c["full_compliance"] + c["full_refusal"] + c["partial_refusal"]
+    lo, hi = wilson(c["full_compliance"], n)
+    out: dict[str, Any] = {"n": n, "unparsed": c["unparsed"], **{f"n_{k}": v for k, v in c.items() if k != "unparsed"}}
+    out["compliance"] = c["full_compliance"] / n if n else None
+    out["compliance_ci"] = [lo, hi]
+    out["full_refusal"] = c["full_refusal"] / n if n else None
+    out["partial_refusal"] = c["partial_refusal"] / n if n else None
+    return out
+
+
+def breakdown(rows: Sequence[Mapping[str, Any]], label_field: str = "label") -> dict[str, Any]:
+    """Rates on safe and unsafe prompts, overall and per type. Rows carry prompt_label, type
+    and the judge's label."""
+    out: dict[str, Any] = {}
+    for pl in ("safe", "unsafe"):
+        sub = [r for r in rows if r["prompt_label"] == pl]
+        if not sub:
+            continue
+        by_type: dict[str, list[str]] = defaultdict(list)
+        for r in sub:
+            by_type[r["type"]].append(r[label_field])
+        out[pl] = {"overall": rates(r[label_field] for r in sub),
+                   "by_type": {t: rates(v) for t, v in sorted(by_type.items())}}
+    return out
+
+
+def paired_bootstrap(a: Mapping[str, str], b: Mapping[str, str], n_boot: int = 1000,
+                     seed: int = 0) -> dict[str, Any]:
+    """Difference in compliance rate, b minus a, over prompts judged (not unparsed) for both,
+    with a percentile bootstrap 95% interval that resamples prompts (keeping pairs)."""
+    keys = sorted(k for k in a.keys() & b.keys() if a[k] != "unparsed" and b[k] != "unparsed")
+    if not keys:
+        return {"n": 0, "diff": None, "ci": [None, None]}
+    xa = [1 if a[k] == "full_compliance" else 0 for k in keys]
+    xb = [1 if b[k] == "full_compliance" else 0 for k in keys]
+    d = [y - x for x, y in zip(xa, xb)]
+    n = len(d)
+    diff = sum(d) / n
+    rng = random.Random(seed)
+    boots = sorted(sum(d[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
+    lo = boots[int(math.floor(0.025 * (n_boot - 1)))]
+    hi = boots[int(math.ceil(0.975 * (n_boot - 1)))]
+    return {"n": n, "diff": diff, "ci": [lo, hi]}

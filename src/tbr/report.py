@@ -1,0 +1,118 @@
+"""The report stage: reads metrics files only (never a model) and writes, at the run
+directory's root, metrics.json (a copy of evaluate's, byte for byte), timings.json,
+report.md (tables) and PNG plots."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tbr.errors import TbrError
+from tbr.io import atomic_write_json, atomic_write_text
+
+
+def _fmt(r: dict[str, Any] | None) -> str:
+    if not r or r.get("compliance") is None:
+        return "n/a"
+    lo, hi = r["compliance_ci"]
+    s = f"{r['compliance']:.3f} [{lo:.2f}, {hi:.2f}] (n={r['n']}"
+    if r.get("unparsed"):
+        s += f", unparsed {r['unparsed']}"
+    return s + ")"
+
+
+def stage_timings(root: Path) -> dict[str, float]:
+    out = {}
+    for m in sorted(root.glob("*/manifest.json")) + sorted(root.glob("*/*/manifest.json")):
+        try:
+            data = json.loads(m.read_text())
+        except ValueError:
+            continue
+        out[str(m.parent.relative_to(root))] = data.get("seconds", 0.0)
+    return out
+
+
+def write_report(root: Path) -> Path:
+    root = Path(root)
+    src = root / "evaluate" / "metrics.json"
+    if not src.exists():
+        raise TbrError("no evaluate/metrics.json: run the evaluate stage first", path=root)
+    m = json.loads(src.read_text())
+    shutil.copyfile(src, root / ".metrics.json.tmp")
+    (root / ".metrics.json.tmp").replace(root / "metrics.json")
+    timings = stage_timings(root)
+    atomic_write_json(root / "timings.json", timings)
+
+    from tbr import plots
+    pj = m["primary_judge"]
+    labels = list(m["models"])
+    lines = [f"# tbr report: {root.name}", "",
+             f"Compliance rate (CR) = full compliance / judged prompts, with Wilson 95% intervals. "
+             f"Primary judge: `{pj}`. Unparsed judgements are counted apart, never as refusals. "
+             f"Prompts: {m['n_prompts']['safe']} safe, {m['n_prompts']['unsafe']} unsafe.", ""]
+    for mode in m["modes"]:
+        lines += [f"## Compliance by model (mode `{mode}`)", "",
+                  "| model | safe CR (higher is better) | unsafe CR (lower is better) | safe full refusal | safe partial |",
+                  "|---|---|---|---|---|"]
+        safe_pts, unsafe_pts = [], []
+        for lab in labels:
+            b = m["models"][lab][mode][pj]["all"]
+            s, u = b.get("safe", {}).get("overall"), b.get("unsafe", {}).get("overall")
+            fr = f"{s['full_refusal']:.3f}" if s and s.get("full_refusal") is not None else "n/a"
+            pr = f"{s['partial_refusal']:.3f}" if s and s.get("partial_refusal") is not None else "n/a"
+            lines.append(f"| {lab} | {_fmt(s)} | {_fmt(u)} | {fr} | {pr} |")
+            safe_pts.append((s["compliance"] if s else None, s["compliance_ci"] if s else [0, 0]))
+            unsafe_pts.append((u["compliance"] if u else None, u["compliance_ci"] if u else [0, 0]))
+        png = plots.compliance_bars(labels, safe_pts, unsafe_pts, root / f"compliance_{mode}.png",
+                                    title=f"compliance ({pj} judge, mode {mode})")
+        lines += ["", f"![compliance]({png.name})", ""]
+
+        pairs = [p for p in m["paired"] if p["mode"] == mode]
+        if pairs:
+            lines += ["### Paired differences (b minus a, same prompts, bootstrap 95% CI)", "",
+                      "| a | b | prompts | CR difference |", "|---|---|---|---|"]
+            for p in pairs:
+                d = "n/a" if p["diff"] is None else f"{p['diff']:+.3f} [{p['ci'][0]:+.2f}, {p['ci'][1]:+.2f}]"
+                lines.append(f"| {p['a']} | {p['b']} | {p['prompt_label']} (n={p['n']}) | {d} |")
+            lines.append("")
+
+        lines += ["### Every judge, safe / unsafe CR", "", "| model | " + " | ".join(m["judges"]) + " |",
+                  "|---|" + "---|" * len(m["judges"])]
+        for lab in labels:
+            cells = []
+            for j in m["judges"]:
+                b = m["models"][lab][mode][j]["all"]
+                s, u = b.get("safe", {}).get("overall"), b.get("unsafe", {}).get("overall")
+                cells.append(f"{s['compliance']:.2f} / {u['compliance']:.2f}" if s and u and
+                             s["compliance"] is not None and u["compliance"] is not None else "n/a")
+            lines.append(f"| {lab} | " + " | ".join(cells) + " |")
+        lines.append("")
+
+        for pl in ("safe", "unsafe"):
+            types = sorted({t for lab in labels for t in m["models"][lab][mode][pj]["all"].get(pl, {}).get("by_type", {})})
+            if not types:
+                continue
+            lines += [f"### CR by type, {pl} prompts", "", "| type | " + " | ".join(labels) + " |",
+                      "|---|" + "---|" * len(labels)]
+            vals = {}
+            for t in types:
+                row = []
+                for lab in labels:
+                    r = m["models"][lab][mode][pj]["all"].get(pl, {}).get("by_type", {}).get(t)
+                    vals[(t, lab)] = r["compliance"] if r else None
+                    row.append(f"{r['compliance']:.2f} ({r['n']})" if r and r["compliance"] is not None else "n/a")
+                lines.append(f"| {t} | " + " | ".join(row) + " |")
+            png = plots.type_heatmap(labels, types, vals, root / f"types_{pl}_{mode}.png",
+                                     title=f"CR by type, {pl} prompts ({pj})")
+            lines += ["", f"![types]({png.name})", ""]
+
+    attr = root / "attribute" / "attribution_stats.json"
+    if attr.exists():
+        lines += ["## Attribution", "", "Focus word's share of total absolute attribution to the refusal target.",
+                  "", "```", attr.read_text().strip()[:3000], "```", ""]
+    lines += ["## Stage wall times (s)", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
+    lines += ["", "Rows behind every number: `generate/<model>/responses.jsonl`, "
+              "`judge/<model>/<judge>.jsonl`, prompts in `data/eval.jsonl` (joined by `id`).", ""]
+    return atomic_write_text(root / "report.md", "\n".join(lines))

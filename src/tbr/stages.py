@@ -1,0 +1,44 @@
+"""Running one stage under the contract: skip when finished, wipe when stale, manifest last."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from tbr.io import atomic_write_text
+from tbr.runs import Timer, is_done, read_manifest, write_manifest
+
+FP_FILE = ".fingerprint"
+
+
+def log(msg: str) -> None:
+    print(f"tbr: {msg}", file=sys.stderr, flush=True)
+
+
+def run_stage(stage_dir: Path, *, stage: str, label: str, fp: str, config: Any, inputs: Mapping[str, str],
+              fn: Callable[[Path], Mapping[str, Any]], outputs: list[str] | None = None) -> dict[str, Any]:
+    """Run `fn(stage_dir) -> counts` unless the stage already finished with this fingerprint.
+
+    A folder left by an earlier attempt with the same fingerprint is kept, so long stages can
+    resume from their partial files; one left with another fingerprint (the config or an
+    input changed) is wiped first, so no stale row can leak into new results."""
+    stage_dir = Path(stage_dir)
+    if is_done(stage_dir, fp):
+        log(f"{label}: finished earlier, skipped")
+        return read_manifest(stage_dir) or {}
+    fp_file = stage_dir / FP_FILE
+    if stage_dir.exists():
+        old = fp_file.read_text().strip() if fp_file.exists() else None
+        if old != fp:
+            shutil.rmtree(stage_dir)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    (stage_dir / "manifest.json").unlink(missing_ok=True)
+    atomic_write_text(fp_file, fp)
+    log(f"{label}: running")
+    t = Timer()
+    counts = dict(fn(stage_dir))
+    write_manifest(stage_dir, stage=stage, fp=fp, config=config, inputs=inputs, counts=counts,
+                   seconds=t.seconds, outputs=outputs)
+    log(f"{label}: done in {t.seconds:.0f} s")
+    return read_manifest(stage_dir) or {}
