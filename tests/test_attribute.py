@@ -15,6 +15,7 @@ import torch
 
 from tbr import attribute as A
 from tbr.config import AttributeConfig
+from tbr.errors import TbrError
 from tbr.models import load_model
 from tbr.testing import make_tiny_model
 
@@ -59,6 +60,8 @@ def test_select_prompts_safe_first_skips_missing_focus():
             {"id": "s3", "prompt": "How do I kill a Python process?", "focus": "kill", "label": "safe"}]
     assert [r["id"] for r, _ in A.select_prompts(rows, 2)] == ["s1", "s3"]
     assert [r["id"] for r, _ in A.select_prompts(rows, 5)] == ["s1", "s3", "u1"]
+    with pytest.raises(TbrError, match="unique ids"):
+        A.select_prompts(rows + [dict(rows[2])], 9)
 
 
 # ---------------------------------------------------------------------------- perturbation
@@ -106,6 +109,10 @@ def test_greedy_target_is_models_own_response(tiny):
     ids = torch.tensor([A.encode(tok, A.chat_text(tok, PROMPT))])
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False)
     assert out[0, ids.shape[1]:ids.shape[1] + len(tgt)].tolist() == tgt
+    cfg = AttributeConfig(target="greedy", neutral_words=["love"], ig_steps=0)
+    row = A.attribute_prompt(model, tok, {"id": "g"}, A.segment(PROMPT, "kill"), "m", cfg)
+    assert row["target_ids"] == A.greedy_target(model, tok, PROMPT)
+    assert row["ig_focus_share"] is None and len(row["scores"][0]) == len(row["target_ids"])
 
 
 # ------------------------------------------------------------------------ integrated gradients

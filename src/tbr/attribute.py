@@ -226,7 +226,8 @@ def _params_frozen(model: Any) -> list[Any]:
 
 
 def ig_word_attributions(model: Any, tokenizer: Any, seg: Segmented, target: Sequence[int], *,
-                         steps: int = 32, internal_batch_size: int = 8, baseline: str = "zero") -> dict[str, Any]:
+                         steps: int = 32, internal_batch_size: int = 8, baseline: str = "zero",
+                         method: str = "gausslegendre") -> dict[str, Any]:
     """Integrated gradients of sum_t logp(target_t) w.r.t. the input embeddings of the word tokens
     (baseline: zero embedding, or the pad token's with baseline="pad"; every other position equals
     its baseline so gets exactly 0), summed over each word's tokens and embedding dimensions."""
@@ -253,14 +254,14 @@ def ig_word_attributions(model: Any, tokenizer: Any, seg: Segmented, target: Seq
 
     frozen = _params_frozen(model)
     try:
-        attr = IntegratedGradients(f).attribute(emb, baselines=base, n_steps=steps, method="gausslegendre",
+        attr = IntegratedGradients(f).attribute(emb, baselines=base, n_steps=steps, method=method,
                                                 internal_batch_size=internal_batch_size)
         with torch.no_grad():
             fx, fb = f(emb).item(), f(base).item()
     finally:
         for p in frozen:
             p.requires_grad_(True)
-    per_token = attr.sum(-1)[0].double().cpu().numpy()
+    per_token = attr.double().sum(-1)[0].cpu().numpy()
     words = np.zeros(len(seg.spans))
     for i, o in enumerate(owner):
         if o is not None:
@@ -327,6 +328,7 @@ def attribution_stats(rows: Sequence[dict[str, Any]], labels: Sequence[str], *, 
         models[lab]["n_prompts"] = len(rs)
         models[lab]["ig_completeness"] = {"mean_gap": float(np.mean(gap)) if gap else None,
                                           "mean_rel_gap": float(np.mean(rel)) if rel else None,
+                                          "median_rel_gap": float(np.median(rel)) if rel else None,
                                           "max_rel_gap": float(np.max(rel)) if rel else None}
     paired = []
     for i, la in enumerate(labels):
@@ -343,14 +345,20 @@ def attribution_stats(rows: Sequence[dict[str, Any]], labels: Sequence[str], *, 
 def select_prompts(prompts: Sequence[dict[str, Any]], limit: int) -> list[tuple[dict[str, Any], Segmented]]:
     """The first `limit` rows whose focus occurs in the prompt, rows labelled safe first (stable)."""
     ordered = sorted(prompts, key=lambda r: str(r.get("label", "")).lower() != "safe")
-    out = []
+    out: list[tuple[dict[str, Any], Segmented]] = []
+    seen: set[str] = set()
     for r in ordered:
         if len(out) >= limit:
             break
         prompt = str(r.get("prompt") or "").strip()
         seg = segment(prompt, str(r.get("focus") or ""))
-        if seg.focus_index is not None:
-            out.append((r, seg))
+        if seg.focus_index is None:
+            continue
+        if "id" not in r or str(r["id"]) in seen:
+            raise TbrError(f"attribution prompts need unique ids: row {r.get('id', '<no id>')!r} "
+                           f"(prompt {prompt[:40]!r})")
+        seen.add(str(r["id"]))
+        out.append((r, seg))
     return out
 
 
@@ -397,7 +405,10 @@ def _release_memory() -> None:
 def run_attribution(out_dir: Path, models: dict[str, str], prompts: list[dict], cfg: Any, *,
                     dtype: str = "auto", device: str = "auto", heatmaps: int = 2) -> dict:
     """Attribute the first cfg.limit focus-bearing prompts for each model (loaded one at a time);
-    write attributions.jsonl, attribution_stats.json, heatmap_<id>.png and attribution_summary.png."""
+    write attributions.jsonl, attribution_stats.json, heatmap_<id>.png and attribution_summary.png.
+
+    dtype "auto" means float32 here: the scores are small log-prob differences and IG needs
+    accurate gradients (in bfloat16 the IG completeness gap was ~40% on SmolLM2-135M)."""
     from tqdm import tqdm
 
     from tbr.attribute_plots import plot_heatmap, plot_summary
@@ -411,26 +422,26 @@ def run_attribution(out_dir: Path, models: dict[str, str], prompts: list[dict], 
     if not chosen:
         raise TbrError("no prompt has a focus word that occurs in its text (fields prompt, focus)")
     labels = list(models)
+    dtype = "float32" if dtype == "auto" else dtype
     rows: list[dict[str, Any]] = []
-    bar = tqdm(total=len(labels) * len(chosen), desc="attribute", unit="prompt")
-    for label in labels:
-        bar.set_postfix_str(label)
-        model, tok = load_model(models[label], dtype=dtype, device=device)
-        try:
-            for row, seg in chosen:
-                rows.append(attribute_prompt(model, tok, row, seg, label, cfg))
-                bar.update(1)
-        finally:
-            del model, tok
-            _release_memory()
-    bar.close()
+    with tqdm(total=len(labels) * len(chosen), desc="attribute", unit="prompt") as bar:
+        for label in labels:
+            bar.set_postfix_str(label)
+            model, tok = load_model(models[label], dtype=dtype, device=device)
+            try:
+                for row, seg in chosen:
+                    rows.append(attribute_prompt(model, tok, row, seg, label, cfg))
+                    bar.update(1)
+            finally:
+                del model, tok
+                _release_memory()
     order = {lab: i for i, lab in enumerate(labels)}
     pidx = {str(r["id"]): i for i, (r, _) in enumerate(chosen)}
     rows.sort(key=lambda r: (pidx[r["id"]], order[r["model"]]))
     write_jsonl(out_dir / "attributions.jsonl", rows)
     stats = attribution_stats(rows, labels)
     stats["config"] = {"models": dict(models), "target": cfg.target, "neutral_words": list(cfg.neutral_words),
-                       "ig_steps": cfg.ig_steps, "limit": cfg.limit, "ig_baseline": "zero",
+                       "ig_steps": cfg.ig_steps, "limit": cfg.limit, "ig_baseline": "zero", "dtype": dtype,
                        "share": "|sum_t score[focus,t]| / sum_w |sum_t score[w,t]|"}
     atomic_write_json(out_dir / "attribution_stats.json", stats)
     for row, _ in chosen[:max(heatmaps, 0)]:

@@ -3,8 +3,6 @@ the models side by side on one shared diverging colour scale centred at 0, and a
 focus-word share per model with bootstrap interval error bars. PNGs are written atomically."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from textwrap import shorten
 from typing import Any, Sequence
@@ -24,16 +22,10 @@ def _figure(width: float, height: float) -> Any:
 
 def save_png(fig: Any, path: Path | str, dpi: int = 120) -> Path:
     """Save to a temporary name in the same folder, then rename into place."""
+    from tbr.io import atomic_path
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -102,7 +102,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         raise TbrError("tbr judge needs --input IN.jsonl and --output OUT.jsonl (or --list)")
     if args.judge not in JUDGES:
         raise TbrError(f"unknown judge {args.judge!r} (known: {', '.join(JUDGES)})")
-    rows = read_jsonl(args.input, JUDGE_INPUT_SCHEMA, unique_id=True)
+    rows = read_jsonl(args.input, JUDGE_INPUT_SCHEMA, nonempty=("prompt",), unique_id=True)
     if not rows:
         raise TbrError("no rows to judge", path=args.input)
     for n, r in enumerate(rows, 1):
@@ -141,8 +141,9 @@ def _cmd_judge_eval(args: argparse.Namespace) -> int:
         if r["label"] not in LABELS[:3]:
             raise TbrError(f"expected one of {', '.join(LABELS[:3])}, got {r['label']!r}",
                            path=args.labels, line=n, field="label")
-    for name in args.judge or ["keywords", "xstest-prefix", "tbr"]:
-        res = evaluate_judge(get_judge(name), rows)
+    judges = [get_judge(name) for name in args.judge or ["keywords", "xstest-prefix", "tbr"]]  # names first
+    for name, judge in zip(args.judge or ["keywords", "xstest-prefix", "tbr"], judges):
+        res = evaluate_judge(judge, rows)
         out = Path(args.output) / name
         write_judge_eval(res, out)
         print(f"{name}: binary accuracy {res['binary']['accuracy']:.3f}, kappa {res['binary']['kappa']:.3f}; "

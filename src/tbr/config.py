@@ -106,7 +106,7 @@ class GenerateConfig:
 
 @dataclass
 class JudgeConfig:
-    judges: list[str] = _f(["keywords", "xstest-prefix", "tbr"], "judges to run (see `tbr judge --list`)")
+    judges: list[str] = _f(["tbr", "keywords", "xstest-prefix"], "judges to run (see `tbr judge --list`)")
     primary: str = _f("tbr", "judge whose labels give the headline compliance rates")
     model: str | None = _f(None, "llm/guard judges: local model (registry name, folder or hub id)")
     api_base: str | None = _f(None, "llm/guard judges: OpenAI-compatible base URL (instead of a local model)")
@@ -284,14 +284,25 @@ def validate(cfg: ExperimentConfig) -> None:
             raise TbrError(f"config key 'judge.judges': unknown judge {j!r} (known: {', '.join(JUDGES)})")
     if cfg.judge.primary not in cfg.judge.judges:
         raise TbrError("config key 'judge.primary': must be one of judge.judges")
-    from tbr.suites import SUITES
+    from tbr.suites import SUITES, split_suite
     for s in cfg.data.eval:
-        if s not in SUITES and not Path(s).suffix:
-            raise TbrError(f"config key 'data.eval': unknown suite {s!r} (known: {', '.join(SUITES)}, or a file path)")
+        name, _ = split_suite(s)
+        if name not in SUITES and not Path(name).suffix:
+            raise TbrError(f"config key 'data.eval': unknown suite {s!r} (known: {', '.join(SUITES)}, "
+                           "SUITE:/path/to/file, or a file path)")
     if cfg.train.batch_size < 1 or cfg.train.max_length < 8:
         raise TbrError("config key 'train': batch_size must be >= 1 and max_length >= 8")
     if not cfg.name or "/" in cfg.name:
         raise TbrError(f"config key 'name': expected a plain folder name, got {cfg.name!r}")
+    from tbr.models import REGISTRY
+    named = [("models", m) for m in cfg.models] or [("model.name", cfg.model.name)]
+    for key, m in [*named, ("reflect.model", cfg.reflect.model), ("judge.model", cfg.judge.model)]:
+        # the same rules as tbr.models.resolve, checked before any stage runs
+        if m is None or m in REGISTRY or Path(m).expanduser().exists() or \
+                (m.count("/") == 1 and not m.startswith((".", "/", "~"))):
+            continue
+        raise TbrError(f"config key '{key}': unknown model {m!r} (expected a registry name: {', '.join(REGISTRY)}; "
+                       "an existing local folder; or a Hugging Face id owner/name)")
 
 
 def describe(cls: type = ExperimentConfig, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -28,6 +30,67 @@ def _check_writable(folder: Path) -> None:
         raise TbrError("output folder is not writable", path=folder)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish_mode(path: Path | str) -> None:
+    """mkstemp/mkdtemp make 0600/0700 entries: give files 0644 and folders 0755 (less the
+    umask), as an ordinary open() would, so shared run folders stay readable."""
+    mask = _umask()
+    path = Path(path)
+    if path.is_dir():
+        for dirpath, dirnames, filenames in os.walk(path):
+            os.chmod(dirpath, 0o755 & ~mask)
+            for name in filenames:
+                os.chmod(os.path.join(dirpath, name), 0o644 & ~mask)
+    else:
+        os.chmod(path, 0o644 & ~mask)
+
+
+@contextmanager
+def atomic_path(path: Path | str, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file name beside `path` for writers that want a file name (savefig ...):
+    renamed onto `path` (mode 0644 less umask) when the block ends normally, removed otherwise.
+    `suffix` lets writers that pick a format from the name see the right one."""
+    path = Path(path)
+    _check_writable(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        publish_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_dir(path: Path | str) -> Iterator[Path]:
+    """A temporary folder beside `path` (save_pretrained ...), put in place of `path` when the
+    block ends normally and removed otherwise: `path` is never seen half-written."""
+    path = Path(path)
+    _check_writable(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        publish_mode(tmp)
+        if path.exists():
+            # os.replace cannot swap a non-empty folder: move the old one aside first
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / "x")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
     path = Path(path)
     _check_writable(path.parent)
@@ -37,6 +100,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        publish_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -153,7 +217,7 @@ class RowAppender:
                 except json.JSONDecodeError:
                     break
             # rewrite so that the file holds exactly the rows we trust
-            self.partial.write_text("".join(_row_line(r) for r in self.rows), encoding="utf-8")
+            atomic_write_text(self.partial, "".join(_row_line(r) for r in self.rows))
         self.done = {str(r[key]) for r in self.rows}
         self._f = open(self.partial, "a", encoding="utf-8")
 

@@ -12,8 +12,6 @@ judge_eval.json, judge_eval.md and confusion.png, each atomically.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -194,14 +192,10 @@ def _plot_confusion(result: Mapping[str, Any], path: Path) -> None:
     fig.suptitle(f"judge {result['judge']} on {result['n']} labelled rows")
     fig.tight_layout()
     # savefig writes in pieces: write to a temporary name beside the target, then rename
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.png", dir=path.parent)
-    os.close(fd)
+    from tbr.io import atomic_path
     try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path, suffix=".tmp.png") as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(fig)
 

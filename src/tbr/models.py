@@ -73,6 +73,8 @@ def _materialize(name: str, entry: BundledGGUF) -> Path:
     try:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
+        from tbr.io import publish_mode
+        publish_mode(tmp)  # mkdtemp made it 0700
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

@@ -101,7 +101,7 @@ def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -
                 "eval_safe": sum(r["label"] == "safe" for r in ev),
                 "eval_unsafe": sum(r["label"] == "unsafe" for r in ev)}
     run_stage(data_dir, stage="data", label="data", fp=data_fp, config=to_dict(d), inputs={}, fn=do_data,
-              outputs=["general.jsonl", "safety.jsonl", "eval.jsonl"])
+              outputs=["general.jsonl", "safety.jsonl", "eval.jsonl"], announce=False)
     general = read_jsonl(data_dir / "general.jsonl")
     safety = read_jsonl(data_dir / "safety.jsonl")
     eval_rows = read_jsonl(data_dir / "eval.jsonl")
@@ -246,6 +246,22 @@ def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -
 
     if until == "evaluate":
         return root
+
+    # general ability through lm-evaluation-harness (optional) ------------------------------
+    if cfg.evaluate.general_tasks:
+        gdir = root / "general"
+        gfp = fingerprint("general", cfg.evaluate.general_tasks, cfg.evaluate.general_limit,
+                          [s[2] for s in subjects], dev)
+
+        def do_general(out: Path) -> dict[str, Any]:
+            from tbr.general import run_general
+            res = run_general(out, {lab: path for lab, path, _ in subjects}, list(cfg.evaluate.general_tasks),
+                              cfg.evaluate.general_limit, **dev)
+            return {"models": len(res), "tasks": len(cfg.evaluate.general_tasks)}
+        run_stage(gdir, stage="general", label="general ability (lm-eval)", fp=gfp,
+                  config={"tasks": cfg.evaluate.general_tasks, "limit": cfg.evaluate.general_limit},
+                  inputs={"models": fingerprint(*[s[2] for s in subjects])}, fn=do_general, outputs=["general.json"])
+
     from tbr.report import write_report
     report = write_report(root)
     log(f"report: {report}")

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -16,15 +14,12 @@ def _plt() -> Any:
 
 
 def save_fig(fig: Any, path: Path) -> Path:
+    from tbr.io import atomic_path
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
     finally:
-        Path(tmp).unlink(missing_ok=True)
         _plt().close(fig)
     return path
 
@@ -104,5 +99,25 @@ def gamma_curve(series: Mapping[str, Sequence[tuple[float, float | None, Sequenc
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    ax.set_title(title)
+    return save_fig(fig, out)
+
+
+def loss_curves(curves: Mapping[str, Sequence[tuple[float, float]]], out: Path,
+                title: str = "training loss") -> Path | None:
+    """Every training run's loss against step in one figure: name -> [(step, loss)...]."""
+    curves = {k: v for k, v in curves.items() if v}
+    if not curves:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for name, pts in curves.items():
+        pts = sorted(pts)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], lw=1.4, marker="." if len(pts) < 30 else None,
+                label=name)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(title)
     return save_fig(fig, out)

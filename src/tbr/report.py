@@ -4,12 +4,11 @@ report.md (tables) and PNG plots."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from tbr.errors import TbrError
-from tbr.io import atomic_write_json, atomic_write_text
+from tbr.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 
 def _fmt(r: dict[str, Any] | None) -> str:
@@ -38,9 +37,14 @@ def write_report(root: Path) -> Path:
     src = root / "evaluate" / "metrics.json"
     if not src.exists():
         raise TbrError("no evaluate/metrics.json: run the evaluate stage first", path=root)
-    m = json.loads(src.read_text())
-    shutil.copyfile(src, root / ".metrics.json.tmp")
-    (root / ".metrics.json.tmp").replace(root / "metrics.json")
+    raw = src.read_bytes()
+    try:
+        m = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TbrError(f"not valid JSON ({e}); rerun `tbr run` to remake it", path=src) from None
+    if not isinstance(m, dict) or not {"primary_judge", "models", "modes"} <= set(m):
+        raise TbrError("expected tbr's metrics (keys primary_judge, models, modes, ...)", path=src)
+    atomic_write_bytes(root / "metrics.json", raw)  # a copy, byte for byte
     timings = stage_timings(root)
     atomic_write_json(root / "timings.json", timings)
 
@@ -106,6 +110,22 @@ def write_report(root: Path) -> Path:
             png = plots.type_heatmap(labels, types, vals, root / f"types_{pl}_{mode}.png",
                                      title=f"CR by type, {pl} prompts ({pj})")
             lines += ["", f"![types]({png.name})", ""]
+
+    gen = root / "general" / "general.json"
+    if gen.exists():
+        g = json.loads(gen.read_text())
+        tasks = sorted({t for v in g.values() for t in v})
+        lines += ["## General ability (lm-evaluation-harness)", "",
+                  "| model | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+        for lab, res in g.items():
+            cells = []
+            for t in tasks:
+                r = res.get(t, {})
+                key = next((k for k in ("acc", "acc_norm", "exact_match,strict-match") if k in r), None)
+                cells.append(f"{r[key]:.3f} ± {r.get(key.replace(',', '_stderr,', 1) if ',' in key else key + '_stderr') or 0:.3f} "
+                             f"(n={r.get('n', '?')})" if key and r[key] is not None else "n/a")
+            lines.append(f"| {lab} | " + " | ".join(cells) + " |")
+        lines.append("")
 
     attr = root / "attribute" / "attribution_stats.json"
     if attr.exists():

@@ -17,7 +17,8 @@ def log(msg: str) -> None:
 
 
 def run_stage(stage_dir: Path, *, stage: str, label: str, fp: str, config: Any, inputs: Mapping[str, str],
-              fn: Callable[[Path], Mapping[str, Any]], outputs: list[str] | None = None) -> dict[str, Any]:
+              fn: Callable[[Path], Mapping[str, Any]], outputs: list[str] | None = None,
+              announce: bool = True) -> dict[str, Any]:
     """Run `fn(stage_dir) -> counts` unless the stage already finished with this fingerprint.
 
     A folder left by an earlier attempt with the same fingerprint is kept, so long stages can
@@ -29,16 +30,31 @@ def run_stage(stage_dir: Path, *, stage: str, label: str, fp: str, config: Any, 
         return read_manifest(stage_dir) or {}
     fp_file = stage_dir / FP_FILE
     if stage_dir.exists():
-        old = fp_file.read_text().strip() if fp_file.exists() else None
+        old = fp_file.read_bytes().decode("utf-8", "replace").strip() if fp_file.is_file() else None
         if old != fp:
             shutil.rmtree(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     (stage_dir / "manifest.json").unlink(missing_ok=True)
     atomic_write_text(fp_file, fp)
-    log(f"{label}: running")
+    if announce:  # quick stages that mostly validate input stay quiet, so a bad input gives one line
+        log(f"{label}: running")
     t = Timer()
-    counts = dict(fn(stage_dir))
+    try:
+        counts = dict(fn(stage_dir))
+    except Exception:
+        _drop_if_nothing_to_resume(stage_dir)
+        raise
     write_manifest(stage_dir, stage=stage, fp=fp, config=config, inputs=inputs, counts=counts,
                    seconds=t.seconds, outputs=outputs)
     log(f"{label}: done in {t.seconds:.0f} s")
     return read_manifest(stage_dir) or {}
+
+
+def _drop_if_nothing_to_resume(stage_dir: Path) -> None:
+    """After a failed stage, keep its folder only if it holds work a rerun resumes from
+    (`*.partial` rows, training checkpoints); otherwise remove it, so a failure leaves no
+    half-made stage behind. (A kill skips this: it keeps what it wrote, and the rerun
+    resumes or wipes by fingerprint.)"""
+    keep = any(stage_dir.rglob("*.partial")) or any((stage_dir / "checkpoints").glob("checkpoint-*"))
+    if not keep:
+        shutil.rmtree(stage_dir, ignore_errors=True)

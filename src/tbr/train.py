@@ -25,8 +25,8 @@ def _log_callback(log_file: Path) -> Any:
         """Appends each logged step to train_log.jsonl (flushed: it survives a kill)."""
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-            if not state.is_world_process_zero or not logs:
-                return
+            if not state.is_world_process_zero or not logs or "train_runtime" in logs:
+                return  # the end-of-training summary repeats the last step (it is in train_summary.json)
             row = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
             row.update({k: v for k, v in logs.items() if isinstance(v, (int, float))})
             with open(log_file, "a", encoding="utf-8") as f:
@@ -136,17 +136,15 @@ def train(out_dir: Path, rows: list[dict[str, Any]], *, model_name: str, cfg: An
         raise
     final = out_dir / "model"
     if trainer.is_world_process_zero():
-        tmp = out_dir / ".model.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        trainer.model.save_pretrained(tmp)
-        tok.padding_side = "left"
-        tok.save_pretrained(tmp)
-        if cfg.merge and cfg.lora.enabled:
-            merged = trainer.model.merge_and_unload()
-            merged.save_pretrained(tmp / "merged")
-            tok.save_pretrained(tmp / "merged")
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        from tbr.io import atomic_dir
+        with atomic_dir(final) as tmp:  # a kill leaves no half-saved model
+            trainer.model.save_pretrained(tmp)
+            tok.padding_side = "left"
+            tok.save_pretrained(tmp)
+            if cfg.merge and cfg.lora.enabled:
+                merged = trainer.model.merge_and_unload()
+                merged.save_pretrained(tmp / "merged")
+                tok.save_pretrained(tmp / "merged")
         from tbr.plots import loss_curve
         loss_curve(log_file, out_dir / "loss.png")
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # the final model supersedes them
@@ -171,4 +169,5 @@ def _truncate_log(log_file: Path, step: int) -> None:
             break
         if row.get("step", 0) <= step:
             keep.append(line)
-    log_file.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
+    from tbr.io import atomic_write_text
+    atomic_write_text(log_file, "".join(k + "\n" for k in keep))
