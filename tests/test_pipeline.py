@@ -105,3 +105,17 @@ def test_judge_command_keeps_fields(tmp_path: Path) -> None:
         assert rows[0]["extra"] == 1 and rows[0]["id"] == "1" and rows[0]["label"] == "full_refusal"
         assert rows[1]["label"] == "full_compliance" and rows[1]["input_label"] == "gold"
         assert all(r["judge"] == judge for r in rows)
+
+
+def test_eval_only_prompting_modes(tiny_model: Path, tiny_data: dict[str, Path], tmp_path: Path) -> None:
+    """`tbr eval`: no training; direct and cot modes recorded on every response (Table 1 layout)."""
+    from tbr.cli import main
+    rc = main(["eval", "--no-progress", *sum((["--set", o] for o in tiny_overrides(tiny_model, tiny_data, tmp_path)), []),
+               "--mode", "direct", "--mode", "cot"])
+    assert rc == 0
+    root = tmp_path / "t"
+    assert not (root / "train").exists()
+    rows = read_jsonl(root / "generate" / "model" / "responses.jsonl")
+    assert {r["mode"] for r in rows} == {"direct", "cot"} and len(rows) == 16
+    m = json.loads((root / "metrics.json").read_text())
+    assert set(m["models"]["model"]) == {"direct", "cot"}

@@ -43,7 +43,10 @@ def make_parser() -> argparse.ArgumentParser:
                            help="reflection source(s): internal, external, builtin, shuffled, generic, none")
     p = sub.add_parser("eval", help="evaluate models on suites (up to evaluate + report)")
     _add_config_args(p)
-    p.add_argument("--suite", action="append", default=None, help="suite name or file (repeatable)")
+    p.add_argument("--suite", action="append", default=None, help="suite name, SUITE:/path, or file (repeatable)")
+    p.add_argument("--model", action="append", default=None, help="model(s) to evaluate (default: model.name)")
+    p.add_argument("--mode", action="append", default=None, help="prompting mode(s): plain, direct, cot")
+    p.add_argument("--train", action="store_true", help="also train the config's cells (default: evaluate only)")
     p.add_argument("--list", action="store_true", help="list the suites")
 
     p = sub.add_parser("judge", help="label responses in a JSONL file with a judge")
@@ -175,8 +178,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         if cmd == "reflect" and args.source:
             extra.append(f"reflect.source={args.source}")
         cfg = _load_cfg(args, extra)
-        pipeline.run(cfg, progress=not args.no_progress, until="report" if cmd == "run" else cmd)
-        if cmd != "run":
+        from tbr.train import run_launched, world
+        if world()[1] > 1:  # under accelerate launch / torchrun: rank 0 runs the pipeline, every rank trains
+            run_launched(cfg, progress=not args.no_progress, until="report" if cmd == "run" else cmd)
+        else:
+            pipeline.run(cfg, progress=not args.no_progress, until="report" if cmd == "run" else cmd)
+        if cmd != "run" and world()[0] == 0:
             print(cfg.run_dir / cmd)
         return 0
     if cmd == "eval":
@@ -186,6 +193,12 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print(f"{s.name}\t{s.description}")
             return 0
         extra = [f"data.eval={args.suite}"] if args.suite else []
+        if args.model:
+            extra.append(f"models={args.model}")
+        if args.mode:
+            extra.append(f"generate.modes={args.mode}")
+        if not args.train:
+            extra += ["build.gamma=[]", "generate.untouched=true"]
         cfg = _load_cfg(args, extra)
         pipeline.run(cfg, progress=not args.no_progress)
         return 0

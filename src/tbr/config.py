@@ -60,7 +60,8 @@ class ReflectConfig:
 
 @dataclass
 class BuildConfig:
-    gamma: list[float] = _f([0.0, 1.0], "safety reflection ratio(s) γ in [0, 1]; a list is a grid axis")
+    gamma: list[float] = _f([0.0, 1.0], "safety reflection ratio(s) γ in [0, 1]; a list is a grid axis; "
+                            "[] trains nothing (evaluation only)")
     template: str = _f("chat", "chat (the model's chat template) | alpaca (the paper's)")
     separator: str = _f(" ", "text between reflection and refusal")
     system_prompt: str | None = _f(None, "system prompt used when rendering with the chat template")
@@ -88,6 +89,9 @@ class TrainConfig:
     warmup_ratio: float = _f(0.03, "share of steps spent warming up")
     gradient_checkpointing: bool = _f(False, "trade compute for memory (worth it only for big models)")
     group_by_length: bool = _f(True, "batch similar lengths together to waste less padding")
+    padding_free: bool = _f(False, "concatenate each batch into one row, no padding (SDPA, no cross-sample "
+                                   "attention; same loss as padded); off: no faster on CPU once "
+                                   "group_by_length has cut the padding")
     save_steps: int = _f(50, "checkpoint every N steps (resume after a kill)")
     merge: bool = _f(False, "also save the merged full model (for vLLM / lm-eval)")
 
@@ -126,8 +130,11 @@ class AttributeConfig:
     enabled: bool = _f(False, "run the attribution stage")
     limit: int = _f(50, "prompts with a focus word to attribute")
     neutral_words: list[str] = _f(["love", "see", "paint"], "replacements for the focus word (averaged)")
-    target: str = _f("Sorry, but as an AI assistant, I couldn't answer your query.", "refusal target text")
-    ig_steps: int = _f(32, "integrated-gradients steps")
+    target: str = _f("Sorry, but as an AI assistant, I couldn't answer your query.",
+                     "refusal target text, or 'greedy' for the model's own first 16 response tokens")
+    ig_steps: int = _f(64, "integrated-gradients steps (the completeness gap is reported; 128 for tighter)")
+    ig_limit: int = _f(10, "integrated gradients on the first N prompts only (it costs ig_steps passes each)")
+    heatmaps: int = _f(2, "heatmaps drawn (first N prompts, all models side by side)")
 
 
 @dataclass
@@ -269,6 +276,8 @@ def validate(cfg: ExperimentConfig) -> None:
     for g in cfg.build.gamma:
         if not 0.0 <= g <= 1.0:
             raise TbrError(f"config key 'build.gamma': γ must be within [0, 1], got {g}")
+    if not cfg.build.gamma and not cfg.generate.untouched:
+        raise TbrError("config: build.gamma is empty (no training) and generate.untouched is false: nothing to evaluate")
     if cfg.build.template not in ("chat", "alpaca"):
         raise TbrError(f"config key 'build.template': expected chat or alpaca, got {cfg.build.template!r}")
     from tbr.reflect import SOURCES  # late: reflect imports config

@@ -180,7 +180,10 @@ def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -
     subjects: list[tuple[str, str, str]] = []  # (label, model path, fingerprint)
     if cfg.generate.untouched:
         for m in (cfg.models or [cfg.model.name]):
-            lab = "untouched" if len(cfg.models) <= 1 else f"{m.split('/')[-1]}:untouched"
+            if not cfg.build.gamma:  # evaluation only: the model's own name is the clearest label
+                lab = Path(m).name if Path(m).exists() else m.split("/")[-1]
+            else:
+                lab = "untouched" if len(cfg.models) <= 1 else f"{m.split('/')[-1]}:untouched"
             subjects.append((lab, m, fingerprint("untouched", m)))
     for c, (path, tfp) in trained.items():
         subjects.append((cell_label(c, cfg), path, tfp))
@@ -226,7 +229,8 @@ def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -
 
         def do_attr(out: Path) -> dict[str, Any]:
             from tbr.attribute import run_attribution
-            stats = run_attribution(out, {lab: path for lab, path, _ in subjects}, eval_rows, cfg.attribute, **dev)
+            stats = run_attribution(out, {lab: path for lab, path, _ in subjects}, eval_rows, cfg.attribute,
+                                    heatmaps=cfg.attribute.heatmaps, **dev)
             return {"models": len(subjects), "prompts": stats.get("n_prompts", 0) if isinstance(stats, dict) else 0}
         run_stage(adir, stage="attribute", label="attribute", fp=afp, config=to_dict(cfg.attribute),
                   inputs={"models": fingerprint(*[s[2] for s in subjects])}, fn=do_attr)

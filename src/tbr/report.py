@@ -135,4 +135,7 @@ def write_report(root: Path) -> Path:
     lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
     lines += ["", "Rows behind every number: `generate/<model>/responses.jsonl`, "
               "`judge/<model>/<judge>.jsonl`, prompts in `data/eval.jsonl` (joined by `id`).", ""]
-    return atomic_write_text(root / "report.md", "\n".join(lines))
+    out = atomic_write_text(root / "report.md", "\n".join(lines))
+    from tbr.report_html import write_report_html
+    write_report_html(root)
+    return out

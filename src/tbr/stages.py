@@ -58,3 +58,7 @@ def _drop_if_nothing_to_resume(stage_dir: Path) -> None:
     keep = any(stage_dir.rglob("*.partial")) or any((stage_dir / "checkpoints").glob("checkpoint-*"))
     if not keep:
         shutil.rmtree(stage_dir, ignore_errors=True)
+        try:
+            stage_dir.parent.rmdir()  # e.g. reflect/ when its first cell failed; kept if not empty
+        except OSError:
+            pass

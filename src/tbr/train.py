@@ -2,14 +2,26 @@
 
 We tokenize ourselves (tbr.build.tokenize_row) and hand TRL `input_ids` plus `labels` with the
 prompt set to -100: TRL uses a given `labels` column as is, so the masking is exactly the one
-our tests check token by token, whatever TRL's flags do. Checkpoints every `save_steps`; the
-same command after a kill resumes from the newest complete checkpoint.
+our tests check token by token (on the batches the trainer feeds the model), whatever TRL's
+flags do. Padding-free batches (`train.padding_free`) concatenate a batch into one row with
+position ids restarting per sample; with SDPA and no KV cache no sample attends to another.
+
+Checkpoints every `save_steps`; a checkpoint counts as complete once our marker file is in it
+(written after the Trainer's last file). The same call after a kill -9 resumes from the newest
+complete checkpoint; a complete checkpoint whose files cannot be read is a TbrError.
+
+Several processes (`accelerate launch`, DDP/FSDP/DeepSpeed, or 2 CPU processes over gloo):
+every rank trains, rank 0 alone writes the model, log, plot and summary. Under `tbr train`
+launched that way, rank 0 runs the pipeline (and holds the run lock) while the other ranks
+wait in `run_launched` and join each `train` call rank 0 makes (see `run_launched`).
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +29,91 @@ from tbr.build import IGNORE, tokenize_row
 from tbr.errors import TbrError
 from tbr.io import atomic_write_json
 
+COMPLETE = "tbr_complete.json"  # marker written into a checkpoint once it is fully saved
 
-def _log_callback(log_file: Path) -> Any:
-    from transformers import TrainerCallback
 
-    class JsonlLog(TrainerCallback):
-        """Appends each logged step to train_log.jsonl (flushed: it survives a kill)."""
+# -- processes ------------------------------------------------------------------------------
 
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-            if not state.is_world_process_zero or not logs or "train_runtime" in logs:
-                return  # the end-of-training summary repeats the last step (it is in train_summary.json)
-            row = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
-            row.update({k: v for k, v in logs.items() if isinstance(v, (int, float))})
-            with open(log_file, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-    return JsonlLog()
+def world() -> tuple[int, int]:
+    """(rank, world size) from the launcher's environment (torchrun / accelerate launch)."""
+    return int(os.environ.get("RANK", "0")), max(1, int(os.environ.get("WORLD_SIZE", "1")))
 
+
+_OBJ_GROUP: Any = None
+_LEADING = False  # rank 0 inside run_launched: each train() call is broadcast to the other ranks
+
+
+def _init_dist() -> Any:
+    """Start the process group once (gloo on CPU, nccl on GPU), with a long timeout: the other
+    ranks may wait while rank 0 runs the stages before training. Returns a gloo group for
+    Python objects (usable under nccl too)."""
+    global _OBJ_GROUP
+    rank, ws = world()
+    if ws == 1:
+        return None
+    import torch
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend, timeout=timedelta(hours=12))
+    if _OBJ_GROUP is None:
+        _OBJ_GROUP = dist.new_group(backend="gloo", timeout=timedelta(hours=12)) \
+            if dist.get_backend() != "gloo" else dist.group.WORLD
+    return _OBJ_GROUP
+
+
+def _bcast(obj: Any) -> Any:
+    import torch.distributed as dist
+    box = [obj]
+    dist.broadcast_object_list(box, src=0, group=_init_dist())
+    return box[0]
+
+
+def _gather(obj: Any) -> list[Any]:
+    rank, ws = world()
+    if ws == 1:
+        return [obj]
+    import torch.distributed as dist
+    out: list[Any] = [None] * ws
+    dist.all_gather_object(out, obj, group=_init_dist())
+    return out
+
+
+def _barrier() -> None:
+    if world()[1] > 1:
+        import torch.distributed as dist
+        dist.barrier(group=_init_dist())
+
+
+def run_launched(cfg: Any, progress: bool = True, until: str = "train") -> None:
+    """`tbr <stage>` under a multi-process launcher: rank 0 runs the pipeline as usual (it alone
+    takes the run lock and runs the stages before training); every `train` call it makes is
+    sent to the other ranks, which train alongside it and write nothing."""
+    global _LEADING
+    from tbr import pipeline
+    if until not in pipeline.STAGES[:pipeline.STAGES.index("train") + 1]:
+        raise TbrError(f"under a multi-process launch only the stages up to train run (asked: {until}); "
+                       "run the later stages in one process (`tbr run`): the trained cells are skipped")
+    rank, _ = world()
+    _init_dist()
+    if rank == 0:
+        _LEADING = True
+        try:
+            pipeline.run(cfg, progress=progress, until=until)
+        finally:
+            _LEADING = False
+            _bcast(None)  # release the other ranks (also when rank 0 failed before training)
+        return
+    while True:
+        job = _bcast(None)
+        if job is None:
+            return
+        _train(**job)
+
+
+# -- data -----------------------------------------------------------------------------------
 
 def tokenized_dataset(tok: Any, rows: list[dict[str, Any]], max_length: int) -> tuple[Any, dict[str, int]]:
     from datasets import Dataset
@@ -54,8 +135,31 @@ def tokenized_dataset(tok: Any, rows: list[dict[str, Any]], max_length: int) -> 
                                      "tokens": tokens, "supervised_tokens": supervised}
 
 
+class CountingCollator:
+    """Wraps the trainer's collator: counts the batches and real (non-pad) tokens this rank saw."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.batches = 0
+        self.rows = 0
+        self.tokens: list[int] = []  # real tokens per batch, in order
+
+    def __call__(self, examples: list[dict[str, Any]]) -> Any:
+        self.batches += 1
+        self.rows += len(examples)
+        self.tokens.append(sum(len(e["input_ids"]) for e in examples))
+        return self.inner(examples)
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+
+def _ckpt_step(p: Path | None) -> int:
+    return int(p.name.split("-")[1]) if p else 0
+
+
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The newest checkpoint whose trainer state was fully written (a kill can leave a torn one)."""
+    """The newest complete checkpoint (one with our marker). A folder without it is one a kill
+    tore while it was written: it is ignored (the Trainer overwrites it when it gets there)."""
     if not ckpt_dir.exists():
         return None
     good = []
@@ -64,99 +168,43 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
             step = int(p.name.split("-")[1])
         except (IndexError, ValueError):
             continue
-        state = p / "trainer_state.json"
-        try:
-            json.loads(state.read_text())
-        except (OSError, ValueError):
-            continue
-        good.append((step, p))
+        if (p / COMPLETE).exists():
+            good.append((step, p))
     return max(good)[1] if good else None
 
 
-def _sft_config_kwargs(SFTConfig: Any, t: Any, out: Path, bf16: bool, seed: int, steps_hint: int | None) -> Any:
-    return SFTConfig(
-        output_dir=str(out),
-        num_train_epochs=t.epochs, max_steps=t.max_steps, learning_rate=t.learning_rate,
-        per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
-        warmup_steps=max(0, int(round(t.warmup_ratio * (steps_hint or 0)))), lr_scheduler_type="cosine",
-        logging_steps=1, save_steps=t.save_steps, save_total_limit=2,
-        bf16=bf16, gradient_checkpointing=t.gradient_checkpointing,
-        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
-        max_length=t.max_length, report_to=[], seed=seed, data_seed=seed,
-        dataloader_num_workers=0, remove_unused_columns=False,
-    )
+def check_checkpoint(p: Path) -> None:
+    """A complete checkpoint must be readable; say which file is not, instead of a traceback
+    from deep inside the Trainer."""
+    import zipfile
 
-
-def train(out_dir: Path, rows: list[dict[str, Any]], *, model_name: str, cfg: Any, seed: int = 0,
-          dtype: str = "auto", device: str = "auto", progress: bool = True) -> dict[str, Any]:
-    """Fine-tune `model_name` on rendered rows (prompt_text, completion_text); writes
-    out_dir/model (adapter or full model, with the tokenizer), train_log.jsonl, loss.png."""
-    import torch
-    from transformers import AutoModelForCausalLM
-    from trl import SFTTrainer
-
-    from tbr.models import load_tokenizer, resolve, resolve_device, resolve_dtype
-
-    out_dir = Path(out_dir)
-    ckpt_dir = out_dir / "checkpoints"
-    log_file = out_dir / "train_log.jsonl"
-    dev = resolve_device(device)
-    dt = resolve_dtype(dtype, dev)
-    tok = load_tokenizer(model_name, padding_side="right")
-    ds, counts = tokenized_dataset(tok, rows, cfg.max_length)
-
-    resume = latest_checkpoint(ckpt_dir)
-    if resume is None and log_file.exists():
-        log_file.unlink()  # a fresh start: an old log would mix two runs' curves
-    elif resume is not None and log_file.exists():
-        _truncate_log(log_file, _ckpt_step(resume))
-
-    # Weights in the compute dtype: on a CPU with bf16 units, bf16 weights plus fp32 LoRA
-    # adapters (PEFT upcasts them) run about 1.6x faster than fp32 and train just as well.
-    model = AutoModelForCausalLM.from_pretrained(resolve(model_name), dtype=dt)
-    model.config.use_cache = False
-    peft_config = None
-    if cfg.lora.enabled:
-        from peft import LoraConfig
-        peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                                 target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM")
-    bs = cfg.batch_size * cfg.grad_accum * max(1, int(os.environ.get("WORLD_SIZE", "1")))
-    steps_hint = cfg.max_steps if cfg.max_steps > 0 else int(-(-len(ds) * cfg.epochs // bs))
-    args = _sft_config_kwargs(__import__("trl").SFTConfig, cfg, ckpt_dir, dt == torch.bfloat16, seed, steps_hint)
-    if not progress:
-        args.disable_tqdm = True
-    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
-                         peft_config=peft_config, callbacks=[_log_callback(log_file)])
+    def bad(name: str, why: str) -> TbrError:
+        return TbrError(f"checkpoint {p} is corrupt ({name}: {why}); delete {p} to resume from an "
+                        f"earlier checkpoint, or {p.parent} to start over")
     try:
-        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    except (ValueError, RuntimeError, OSError) as e:
-        if resume is not None and ("checkpoint" in str(e).lower() or "load" in str(e).lower()):
-            raise TbrError(f"cannot resume from {resume}: {str(e).splitlines()[0]} "
-                           f"(delete {ckpt_dir} to start over)") from None
-        raise
-    final = out_dir / "model"
-    if trainer.is_world_process_zero():
-        from tbr.io import atomic_dir
-        with atomic_dir(final) as tmp:  # a kill leaves no half-saved model
-            trainer.model.save_pretrained(tmp)
-            tok.padding_side = "left"
-            tok.save_pretrained(tmp)
-            if cfg.merge and cfg.lora.enabled:
-                merged = trainer.model.merge_and_unload()
-                merged.save_pretrained(tmp / "merged")
-                tok.save_pretrained(tmp / "merged")
-        from tbr.plots import loss_curve
-        loss_curve(log_file, out_dir / "loss.png")
-        shutil.rmtree(ckpt_dir, ignore_errors=True)  # the final model supersedes them
-    counts.update({"steps": int(result.global_step), "train_loss": float(result.training_loss),
-                   "resumed_from_step": _ckpt_step(resume) if resume else 0,
-                   "world_size": int(os.environ.get("WORLD_SIZE", "1"))})
-    atomic_write_json(out_dir / "train_summary.json", counts)
-    return counts
-
-
-def _ckpt_step(p: Path | None) -> int:
-    return int(p.name.split("-")[1]) if p else 0
+        state = json.loads((p / "trainer_state.json").read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or "global_step" not in state:
+            raise ValueError("no global_step")
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise bad("trainer_state.json", str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    weights = [f for f in ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
+               if (p / f).exists()]
+    if not weights and not any(q.is_dir() for q in p.iterdir()):  # FSDP / DeepSpeed keep shards in folders
+        raise bad("weights", "no adapter_model.safetensors or model.safetensors")
+    for f in p.glob("*.safetensors"):
+        try:
+            from safetensors import safe_open
+            with safe_open(str(f), framework="pt") as h:
+                list(h.keys())
+        except Exception as e:  # safetensors raises its own error types
+            raise bad(f.name, str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    for f in [*p.glob("*.pt"), *p.glob("*.pth")]:
+        try:
+            with zipfile.ZipFile(f) as z:
+                if z.testzip() is not None:
+                    raise zipfile.BadZipFile("CRC mismatch")
+        except (OSError, zipfile.BadZipFile) as e:
+            raise bad(f.name, str(e) or type(e).__name__) from None
 
 
 def _truncate_log(log_file: Path, step: int) -> None:
@@ -166,8 +214,188 @@ def _truncate_log(log_file: Path, step: int) -> None:
         try:
             row = json.loads(line)
         except ValueError:
-            break
+            break  # a row torn by the kill
         if row.get("step", 0) <= step:
             keep.append(line)
     from tbr.io import atomic_write_text
-    atomic_write_text(log_file, "".join(k + "\n" for k in keep))
+    atomic_write_text(log_file, "".join(k + "\n" for k in keep))  # a kill here keeps the old log whole
+
+
+def _callbacks(log_file: Path) -> list[Any]:
+    from transformers import TrainerCallback
+
+    class JsonlLog(TrainerCallback):
+        """Appends each optimizer step's log to train_log.jsonl (flushed: it survives a kill)."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if not state.is_world_process_zero or not logs or "loss" not in logs:
+                return  # the end-of-training summary goes to train_summary.json instead
+            row = {"step": state.global_step}
+            row.update({k: v for k, v in logs.items() if isinstance(v, (int, float))})
+            with open(log_file, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+
+    class MarkComplete(TrainerCallback):
+        """The Trainer writes a checkpoint file by file; our marker, written last and atomically,
+        is what makes it count as complete."""
+
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.is_world_process_zero:
+                d = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if d.is_dir():
+                    atomic_write_json(d / COMPLETE, {"step": state.global_step})
+    return [JsonlLog(), MarkComplete()]
+
+
+# -- trainer --------------------------------------------------------------------------------
+
+def sft_config(t: Any, out: Path, *, bf16: bool, seed: int, steps_hint: int, cpu: bool, progress: bool) -> Any:
+    from trl import SFTConfig
+    return SFTConfig(
+        output_dir=str(out),
+        num_train_epochs=t.epochs, max_steps=t.max_steps, learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
+        warmup_steps=max(0, int(round(t.warmup_ratio * steps_hint))), lr_scheduler_type="cosine",
+        logging_steps=1, save_steps=t.save_steps, save_total_limit=2,
+        bf16=bf16, gradient_checkpointing=t.gradient_checkpointing,
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        # rows come truncated by tokenize_row; padding-free insists on max_length=None
+        max_length=None if t.padding_free else t.max_length, padding_free=t.padding_free,
+        report_to=[], seed=seed, data_seed=seed, use_cpu=cpu, ddp_backend="gloo" if cpu and world()[1] > 1 else None,
+        dataloader_num_workers=0, dataloader_pin_memory=not cpu, remove_unused_columns=False,
+        disable_tqdm=not progress,
+    )
+
+
+def build_trainer(out_dir: Path, rows: list[dict[str, Any]], *, model_name: str, cfg: Any, seed: int = 0,
+                  dtype: str = "auto", device: str = "auto", progress: bool = True) -> tuple[Any, Any, dict[str, Any]]:
+    """(trainer, tokenizer, counts): tbr's trainer, ready to `train()`. Used by `train` and by
+    benchmarks/train_throughput.py, so the benchmark measures exactly what we run."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    from tbr.models import load_tokenizer, resolve, resolve_device, resolve_dtype
+
+    out_dir = Path(out_dir)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    tok = load_tokenizer(model_name, padding_side="right")
+    ds, counts = tokenized_dataset(tok, rows, cfg.max_length)
+
+    # Weights in the compute dtype: on a CPU with bf16 units, bf16 weights plus fp32 LoRA
+    # adapters (PEFT upcasts them) run about 1.6x faster than fp32 weights with bf16 autocast.
+    kw: dict[str, Any] = {"dtype": dt}
+    if cfg.padding_free:
+        kw["attn_implementation"] = "sdpa"  # splits the row at position-id restarts: no leaks
+    model = AutoModelForCausalLM.from_pretrained(resolve(model_name), **kw)
+    model.config.use_cache = False  # a cache would let padding-free samples see each other
+    peft_config = None
+    if cfg.lora.enabled:
+        from peft import LoraConfig
+        peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                                 target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM")
+    bs = cfg.batch_size * cfg.grad_accum * world()[1]
+    steps_hint = cfg.max_steps if cfg.max_steps > 0 else int(-(-len(ds) * cfg.epochs // bs))
+    args = sft_config(cfg, out_dir / "checkpoints", bf16=dt == torch.bfloat16, seed=seed, steps_hint=steps_hint,
+                      cpu=dev == "cpu", progress=progress)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
+                         peft_config=peft_config, callbacks=_callbacks(out_dir / "train_log.jsonl"))
+    trainer.data_collator = CountingCollator(trainer.data_collator)
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    n_train = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    counts.update({"params": int(n_params), "trainable_params": int(n_train), "dtype": str(dt).replace("torch.", ""),
+                   "device": dev})
+    return trainer, tok, counts
+
+
+def train(out_dir: Path, rows: list[dict[str, Any]], *, model_name: str, cfg: Any, seed: int = 0,
+          dtype: str = "auto", device: str = "auto", progress: bool = True) -> dict[str, Any]:
+    """Fine-tune `model_name` on rendered rows (prompt_text, completion_text); writes
+    out_dir/model (adapter or full model, with the tokenizer; out_dir/model/merged too with
+    train.merge), train_log.jsonl, loss.png, train_summary.json."""
+    job = dict(out_dir=str(out_dir), rows=rows, model_name=model_name, cfg=cfg, seed=seed, dtype=dtype,
+               device=device, progress=progress)
+    if _LEADING:
+        _bcast(job)  # the other ranks of a `tbr train` launch join this call
+    return _train(**job)
+
+
+def _train(out_dir: str, rows: list[dict[str, Any]], *, model_name: str, cfg: Any, seed: int, dtype: str,
+           device: str, progress: bool) -> dict[str, Any]:
+    rank, ws = world()
+    _init_dist()
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    log_file = out / "train_log.jsonl"
+
+    resume = latest_checkpoint(ckpt_dir)
+    if resume is not None:
+        check_checkpoint(resume)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if resume is None and log_file.exists():
+            log_file.unlink()  # a fresh start: an old log would mix two runs' curves
+        elif resume is not None and log_file.exists():
+            _truncate_log(log_file, _ckpt_step(resume))
+    _barrier()
+
+    trainer, tok, counts = build_trainer(out, rows, model_name=model_name, cfg=cfg, seed=seed, dtype=dtype,
+                                         device=device, progress=progress and rank == 0)
+    t0 = time.perf_counter()
+    try:
+        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    except (ValueError, RuntimeError, OSError, KeyError) as e:
+        if resume is not None and trainer.state.global_step <= _ckpt_step(resume):
+            raise TbrError(f"cannot resume from {resume}: {str(e).splitlines()[0] if str(e) else type(e).__name__} "
+                           f"(delete {ckpt_dir} to start over)") from None
+        raise
+    seconds = time.perf_counter() - t0
+    coll: CountingCollator = trainer.data_collator
+    per_rank = _gather({"rank": rank, "batches": coll.batches, "rows": coll.rows, "tokens": sum(coll.tokens)})
+
+    # save: every rank takes part (FSDP / ZeRO-3 gather the shards), rank 0 writes
+    final = out / "model"
+    tmp = out / ".model.tmp"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _barrier()
+    trainer.save_model(str(tmp))
+    _barrier()
+    if rank == 0:
+        (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest holds the config
+        tok.padding_side = "left"
+        tok.save_pretrained(tmp)
+        if cfg.merge and cfg.lora.enabled:
+            _save_merged(tmp, model_name, counts["dtype"], tok)
+        from tbr.io import publish_mode
+        publish_mode(tmp)  # safetensors leaves 0600 files: make the model readable like the rest
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        from tbr.plots import loss_curve
+        loss_curve(log_file, out / "loss.png")
+    counts.update({"steps": int(result.global_step), "train_loss": float(result.training_loss),
+                   "resumed_from_step": _ckpt_step(resume), "world_size": ws,
+                   "padding_free": bool(cfg.padding_free), "seconds": round(seconds, 2),
+                   "tokens_seen": sum(r["tokens"] for r in per_rank), "per_rank": per_rank})
+    if rank == 0:
+        atomic_write_json(out / "train_summary.json", counts)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # the final model supersedes them
+    _barrier()
+    return counts
+
+
+def _save_merged(adapter_dir: Path, model_name: str, dtype: str, tok: Any) -> None:
+    """Base model plus the saved adapter, merged: built from the files (not the live, possibly
+    sharded model) so it is the same under DDP, FSDP and ZeRO-3."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from tbr.models import resolve
+    base = AutoModelForCausalLM.from_pretrained(resolve(model_name), dtype=getattr(torch, dtype))
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.config.use_cache = True
+    merged.save_pretrained(adapter_dir / "merged")
+    tok.save_pretrained(adapter_dir / "merged")

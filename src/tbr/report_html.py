@@ -1,0 +1,671 @@
+"""report.html: one self-contained page per run that a person would rather look at than read.
+
+Written by the report stage next to report.md. Everything is inside the file: CSS and a small
+vanilla-JS prompt browser inline, every figure as a base64 PNG data URI, and the rows behind the
+browser as JSON in a `<script type="application/json">` block. It opens from disk with no
+network and no server.
+
+Sections: the Table-3-style summary (tbr.compare's table of this one run), the grid's cells and
+paired differences, γ curves (when the grid has more than one γ), reflection-source bars (when
+it has more than one source), compliance bars, per-type heatmaps, attribution, training loss,
+reflection quality, stage times, and a browser of every prompt with each model's response and
+every judge's label, filterable by suite, type, prompt label, judge label, model and mode,
+plus a text search. Filters live in the URL hash (`report.html#model=baseline&plabel=safe`),
+so a filtered view can be shared as a link.
+
+Model output is untrusted: Python-rendered text goes through html.escape, the JSON block has
+`<`, `>` and `&` escaped as \\u escapes, and the JS writes text only with textContent.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from tbr.errors import TbrError
+from tbr.io import atomic_write_text, read_jsonl
+
+MAX_RESPONSE_CHARS = 20000   # a runaway generation should not make the page unusable
+MAX_ATTR_HEATMAPS = 4
+
+
+def esc(x: Any) -> str:
+    return html.escape("" if x is None else str(x), quote=True)
+
+
+def json_for_script(data: Any) -> str:
+    """JSON safe to place inside <script type="application/json">: no '</script>', no '<!--'."""
+    s = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def img_tag(path: Path, alt: str, caption: str | None = None) -> str:
+    b64 = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
+    return (f'<figure><img src="data:image/png;base64,{b64}" alt="{esc(alt)}" '
+            f'data-src-name="{esc(Path(path).name)}">{cap}</figure>')
+
+
+def _f3(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _ci(ci: Sequence[float] | None) -> str:
+    return "" if not ci or ci[0] is None else f' <span class="ci">[{ci[0]:.2f}, {ci[1]:.2f}]</span>'
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
+    """Cells are trusted HTML fragments: escape before passing them in."""
+    h = "".join(f"<th>{c}</th>" for c in head)
+    b = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{h}</tr></thead><tbody>{b}</tbody></table>'
+
+
+def _section(sid: str, title: str, body: str, note: str = "") -> str:
+    n = f'<p class="note">{note}</p>' if note else ""
+    return f'<section id="{esc(sid)}"><h2>{esc(title)}</h2>{n}{body}</section>'
+
+
+def _load_metrics(root: Path) -> dict[str, Any]:
+    for p in (root / "metrics.json", root / "evaluate" / "metrics.json"):
+        if p.is_file():
+            return json.loads(p.read_text(encoding="utf-8"))
+    raise TbrError("no metrics.json (nor evaluate/metrics.json): run the evaluate stage first", path=root)
+
+
+def _overall(m: Mapping[str, Any], lab: str, mode: str, pl: str, judge: str | None = None) -> dict | None:
+    j = judge or m["primary_judge"]
+    return (((m["models"].get(lab) or {}).get(mode) or {}).get(j) or {}).get("all", {}).get(pl, {}).get("overall")
+
+
+# ---------------------------------------------------------------------------------------------
+# sections
+
+
+def summary_section(root: Path, m: Mapping[str, Any]) -> str:
+    """The paper's Table 3 layout for this run: tbr.compare.build_table on the one run."""
+    from tbr.compare import SECTIONS, build_table, load_run
+    run = load_run(root)
+    parts = []
+    for mode in m["modes"] or [None]:
+        t = build_table([run], mode=mode)
+        head = ["metric"] + [esc(c.label) for c in t.columns]
+        rows = []
+        for sec in SECTIONS:
+            srows = [r for r in t.rows if r.section == sec]
+            if not srows:
+                continue
+            rows.append([f"<b>{esc(sec)}</b>"] + [""] * len(t.columns))
+            for r in srows:
+                vals = [c.value if c is not None else None for c in r.cells]
+                known = [v for v in vals if v is not None]
+                best = (max(known) if r.direction == "higher" else min(known)) if known else None
+                cells = []
+                for c in r.cells:
+                    if c is None or c.value is None:
+                        cells.append('<span class="na">n/a</span>')
+                        continue
+                    s = f"{c.value:.3f}"
+                    if best is not None and c.value == best and len(known) > 1:
+                        s = f"<b>{s}</b>"
+                    if c.ci is not None:
+                        s += _ci(c.ci)
+                    elif c.stderr is not None:
+                        s += f' <span class="ci">± {c.stderr:.3f}</span>'
+                    if c.n is not None:
+                        s += f' <span class="n">n={c.n}</span>'
+                    cells.append(s)
+                rows.append([esc(r.title)] + cells)
+        title = f"mode <code>{esc(mode)}</code>" if mode else ""
+        parts.append(f"<h3>{title}</h3>" + _table(head, rows, "summary"))
+    note = (f"Compliance rate (CR) = full compliance / judged prompts, primary judge <code>{esc(m['primary_judge'])}"
+            f"</code>, Wilson 95% intervals; best value of each row in bold. "
+            f"Prompts: {m['n_prompts']['safe']} safe, {m['n_prompts']['unsafe']} unsafe.")
+    return _section("summary", "Summary (the paper's Table 3 layout)", "".join(parts), note)
+
+
+def cells_section(m: Mapping[str, Any]) -> str:
+    cells = m.get("cells") or {}
+    body = ""
+    if cells:
+        body += _table(["label", "model", "seed", "reflection source", "γ"],
+                       [[esc(lab), esc(c["model"]), esc(c["seed"]), esc(c["source"]), f"{c['gamma']:.2f}"]
+                        for lab, c in cells.items()])
+    pairs = m.get("paired") or []
+    if pairs:
+        rows = []
+        for p in pairs:
+            d = ('<span class="na">n/a</span>' if p.get("diff") is None
+                 else f"{p['diff']:+.3f}" + (f' <span class="ci">[{p["ci"][0]:+.2f}, {p["ci"][1]:+.2f}]</span>'
+                                             if p.get("ci") and p["ci"][0] is not None else ""))
+            rows.append([esc(p["a"]), esc(p["b"]), esc(p["mode"]), esc(p["prompt_label"]), esc(p.get("n")), d])
+        body += (f"<details><summary>Paired differences ({len(rows)}; b minus a, same prompts, bootstrap 95% CI)"
+                 "</summary>" + _table(["a", "b", "mode", "prompts", "n", "CR difference"], rows) + "</details>")
+    return _section("grid", "Grid cells", body) if body else ""
+
+
+def _groups(cells: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str, int], dict[str, dict]]:
+    out: dict[tuple[str, int], dict[str, dict]] = {}
+    for lab, c in cells.items():
+        out.setdefault((c["model"], c["seed"]), {})[lab] = c
+    return out
+
+
+def _group_name(key: tuple[str, int], groups: Mapping) -> str:
+    models = {k[0] for k in groups}
+    seeds = {k[1] for k in groups}
+    parts = []
+    if len(models) > 1:
+        parts.append(key[0].split("/")[-1])
+    if len(seeds) > 1:
+        parts.append(f"seed {key[1]}")
+    return " ".join(parts)
+
+
+def gamma_section(root: Path, m: Mapping[str, Any]) -> str:
+    from tbr import plots
+    cells = m.get("cells") or {}
+    if len({c["gamma"] for c in cells.values()}) < 2:
+        return ""
+    groups = _groups(cells)
+    figs = []
+    for mode in m["modes"]:
+        series: dict[str, list] = {}
+        for gk, members in groups.items():
+            gname = _group_name(gk, groups)
+            base = [lab for lab, c in members.items() if c["gamma"] == 0.0]
+            for src in sorted({c["source"] for c in members.values() if c["source"] != "none"}):
+                labs = base + [lab for lab, c in members.items() if c["source"] == src]
+                for pl in ("safe", "unsafe"):
+                    pts = []
+                    for lab in labs:
+                        r = _overall(m, lab, mode, pl)
+                        if r and r.get("compliance") is not None:
+                            pts.append((cells[lab]["gamma"], r["compliance"], r["compliance_ci"]))
+                    if pts:
+                        series[" ".join(x for x in (gname, src, pl) if x)] = pts
+        if series:
+            png = plots.gamma_curve(series, root / f"gamma_{mode}.png",
+                                    title=f"compliance vs γ ({m['primary_judge']} judge, mode {mode})")
+            figs.append(img_tag(png, f"gamma curve, mode {mode}"))
+    note = ("Compliance on safe prompts should rise with γ (the paper: XSTest-SAFE .74 → .92 on Llama-2-7B) while "
+            "compliance on unsafe prompts stays near 0. Shaded bands: Wilson 95% intervals; γ=0 is the shared baseline.")
+    return _section("gamma", "γ curves", "".join(figs), note) if figs else ""
+
+
+def sources_section(root: Path, m: Mapping[str, Any]) -> str:
+    from tbr import plots
+    cells = m.get("cells") or {}
+    if len({c["source"] for c in cells.values() if c["source"] != "none"}) < 2:
+        return ""
+    groups = _groups(cells)
+    figs = []
+    for mode in m["modes"]:
+        for i, (gk, members) in enumerate(groups.items()):
+            tbr_cells = {lab: c for lab, c in members.items() if c["source"] != "none"}
+            if not tbr_cells:
+                continue
+            gmax = max(c["gamma"] for c in tbr_cells.values())
+            bars: list[tuple[str, str]] = []
+            short = gk[0].split("/")[-1]
+            for cand in ("untouched", f"{short}:untouched"):
+                if cand in m["models"]:
+                    bars.append(("untouched", cand))
+                    break
+            bars += [(f"baseline (γ=0)", lab) for lab, c in members.items() if c["gamma"] == 0.0]
+            bars += [(f"{c['source']} (γ={gmax:g})", lab) for lab, c in sorted(tbr_cells.items(),
+                                                                                 key=lambda kv: kv[1]["source"])
+                     if c["gamma"] == gmax]
+            safe, unsafe = [], []
+            for _, lab in bars:
+                for pl, acc in (("safe", safe), ("unsafe", unsafe)):
+                    r = _overall(m, lab, mode, pl)
+                    acc.append((r["compliance"], r["compliance_ci"]) if r and r.get("compliance") is not None
+                               else (None, [0.0, 0.0]))
+            gname = _group_name(gk, groups)
+            suffix = f"_{i}" if len(groups) > 1 else ""
+            png = plots.compliance_bars([b[0] for b in bars], safe, unsafe, root / f"sources_{mode}{suffix}.png",
+                                        title=f"reflection source ({m['primary_judge']}, mode {mode}) {gname}".strip())
+            figs.append(img_tag(png, f"reflection sources, mode {mode} {gname}"))
+    note = ("Internal (the model's own reflections) vs external (a strong model's) vs controls "
+            "(shuffled: another prompt's reflection; generic: one fixed text), at the grid's largest γ.")
+    return _section("sources", "Reflection sources", "".join(figs), note) if figs else ""
+
+
+def figures_section(root: Path, m: Mapping[str, Any]) -> str:
+    figs = []
+    for mode in m["modes"]:
+        p = root / f"compliance_{mode}.png"
+        if p.is_file():
+            figs.append(img_tag(p, f"compliance, mode {mode}", f"compliance by model, mode {mode}"))
+    body = "".join(figs)
+    heat = []
+    for mode in m["modes"]:
+        for pl in ("safe", "unsafe"):
+            p = root / f"types_{pl}_{mode}.png"
+            if p.is_file():
+                heat.append(img_tag(p, f"CR by type, {pl} prompts, mode {mode}",
+                                    f"CR by type, {pl} prompts, mode {mode}"))
+    out = _section("compliance", "Compliance by model", body) if body else ""
+    if heat:
+        out += _section("types", "Compliance by prompt type", "".join(heat),
+                        "Green: the model complies; red: it refuses. On safe types green is good, on unsafe red.")
+    return out
+
+
+def attribution_section(root: Path) -> str:
+    adir = root / "attribute"
+    if not adir.is_dir():
+        return ""
+    body = ""
+    if (adir / "attribution_summary.png").is_file():
+        body += img_tag(adir / "attribution_summary.png", "attribution summary")
+    sp = adir / "attribution_stats.json"
+    if sp.is_file():
+        st = json.loads(sp.read_text(encoding="utf-8"))
+        rows = []
+        for lab, v in (st.get("models") or {}).items():
+            def cell(d: Mapping[str, Any] | None) -> str:
+                if not d or d.get("mean") is None:
+                    return '<span class="na">n/a</span>'
+                return f"{d['mean']:.3f}" + _ci([d.get("lo"), d.get("hi")] if d.get("lo") is not None else None)
+            rows.append([esc(lab), cell(v.get("focus_share")), cell(v.get("ig_focus_share")),
+                         esc(v.get("n_prompts"))])
+        if rows:
+            body += _table(["model", "focus share (perturbation)", "focus share (integrated gradients)", "prompts"],
+                           rows)
+        pairs = st.get("paired") or []
+        if pairs:
+            body += f"<details><summary>Paired differences ({len(pairs)}; b minus a)</summary>" + _table(
+                ["a", "b", "metric", "n", "difference"],
+                [[esc(p["a"]), esc(p["b"]), esc(p["metric"]), esc(p.get("n")),
+                  (f"{p['diff']:+.4f}" + (f' <span class="ci">[{p["lo"]:+.4f}, {p["hi"]:+.4f}]</span>'
+                                          if p.get("lo") is not None else "")) if p.get("diff") is not None
+                  else '<span class="na">n/a</span>'] for p in pairs]) + "</details>"
+    heat = sorted(adir.glob("heatmap_*.png"))[:MAX_ATTR_HEATMAPS]
+    if heat:
+        body += "<details><summary>Per-prompt heatmaps</summary>" + "".join(
+            img_tag(p, p.stem) for p in heat) + "</details>"
+    note = ("Share of the refusal target's attribution that falls on the sensitive (focus) word; TBR should lower it. "
+            "95% bootstrap intervals.")
+    return _section("attribution", "Attribution", body, note) if body else ""
+
+
+def loss_section(root: Path, m: Mapping[str, Any]) -> str:
+    from tbr import plots
+    from tbr.pipeline import Cell
+    by_key = {}
+    for lab, c in (m.get("cells") or {}).items():
+        by_key[Cell(c["model"], c["seed"], c["source"], c["gamma"]).key] = lab
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for log in sorted((root / "train").glob("*/train_log.jsonl")):
+        pts = []
+        for r in read_jsonl(log):
+            if "loss" in r and "step" in r and r["loss"] is not None:
+                pts.append((float(r["step"]), float(r["loss"])))
+        if pts:
+            curves[by_key.get(log.parent.name, log.parent.name)] = pts
+    png = plots.loss_curves(curves, root / "loss_curves.png") if curves else None
+    if png is None:
+        return ""
+    rows = []
+    for log in sorted((root / "train").glob("*/train_summary.json")):
+        s = json.loads(log.read_text(encoding="utf-8"))
+        rows.append([esc(by_key.get(log.parent.name, log.parent.name)), esc(s.get("steps")), esc(s.get("rows")),
+                     esc(s.get("supervised_tokens")), _f3(s.get("train_loss"))])
+    body = img_tag(png, "training loss curves")
+    if rows:
+        body += _table(["cell", "steps", "rows", "supervised tokens", "mean train loss"], rows)
+    return _section("training", "Training", body)
+
+
+def quality_section(root: Path) -> str:
+    rows, details = [], []
+    for q in sorted((root / "reflect").glob("*/quality.json")):
+        d = json.loads(q.read_text(encoding="utf-8"))
+        if not d.get("kept") and q.parent.name.endswith("-none"):
+            continue   # the baseline's empty reflections say nothing
+        w = d.get("words") or {}
+
+        def pct(x: Any) -> str:
+            return "n/a" if x is None else f"{100 * x:.1f}%"
+        phrases = ", ".join(f"{esc(k)} ({v})" for k, v in list((d.get("refusal_phrases") or {}).items())[:3])
+        rows.append([esc(q.parent.name), esc(d.get("n")), esc(d.get("kept")), pct(d.get("share_dropped")),
+                     esc(w.get("median", "n/a")), f"{w['mean']:.1f}" if w.get("mean") is not None else "n/a",
+                     pct(d.get("share_with_refusal_phrase")), pct(d.get("share_repeats_request")), phrases or "-"])
+        ex = d.get("examples") or []
+        if ex:
+            details.append(f"<details><summary>Examples: {esc(q.parent.name)}</summary>" + _table(
+                ["prompt", "reflection", "refusal phrase", "repeats request"],
+                [[esc(e.get("prompt")), esc(e.get("reflection")), esc(e.get("refusal_phrase") or "-"),
+                  "yes" if e.get("repeats_request") else "no"] for e in ex]) + "</details>")
+    if not rows:
+        return ""
+    body = _table(["reflections", "rows", "kept", "dropped", "median words", "mean words", "with a refusal phrase",
+                   "repeat the request", "top refusal phrases"], rows) + "".join(details)
+    return _section("reflections", "Reflection quality", body,
+                    "A good reflection reasons about intent; one that already refuses, or only repeats the request, "
+                    "teaches less.")
+
+
+def timings_section(root: Path) -> str:
+    p = root / "timings.json"
+    if not p.is_file():
+        return ""
+    t = json.loads(p.read_text(encoding="utf-8"))
+    if not t:
+        return ""
+    body = ("<details><summary>Stage wall times</summary>"
+            + _table(["stage", "seconds"], [[esc(k), f"{v:.1f}"] for k, v in t.items()]) + "</details>")
+    return _section("timings", "Stage times", body)
+
+
+# ---------------------------------------------------------------------------------------------
+# the prompt browser's data
+
+
+def browser_data(root: Path, m: Mapping[str, Any]) -> dict[str, Any]:
+    """Prompts once, then one row per (model, mode, prompt): response, reflection, each judge's label."""
+    from tbr.pipeline import _safe
+    judges = list(m["judges"])
+    models = list(m["models"])
+    ep = root / "data" / "eval.jsonl"
+    prompts: list[dict[str, Any]] = []
+    pidx: dict[str, int] = {}
+    for r in (read_jsonl(ep) if ep.is_file() else []):
+        pidx[str(r["id"])] = len(prompts)
+        prompts.append({"id": str(r["id"]), "suite": r.get("suite", ""), "type": r.get("type", ""),
+                        "label": r.get("label", ""), "prompt": r.get("prompt", ""), "focus": r.get("focus") or ""})
+    rows: list[dict[str, Any]] = []
+    for mi, lab in enumerate(models):
+        labels: dict[str, dict[tuple[str, str], str]] = {}
+        base: dict[tuple[str, str], dict[str, Any]] = {}
+        for j in judges:
+            p = root / "judge" / _safe(lab) / f"{j}.jsonl"
+            if not p.is_file():
+                continue
+            labels[j] = {}
+            for r in read_jsonl(p):
+                k = (str(r["id"]), r.get("mode", "plain"))
+                labels[j][k] = r.get("label", "")
+                base.setdefault(k, r)
+        if not base:   # judged nowhere: show the raw responses
+            rp = root / "generate" / _safe(lab) / "responses.jsonl"
+            for r in (read_jsonl(rp) if rp.is_file() else []):
+                base[(str(r["id"]), r.get("mode", "plain"))] = r
+        for (pid, mode), r in base.items():
+            if pid not in pidx:
+                pidx[pid] = len(prompts)
+                prompts.append({"id": pid, "suite": r.get("suite", ""), "type": "", "label": "",
+                                "prompt": r.get("prompt", ""), "focus": ""})
+            resp = str(r.get("response") or "")
+            row = {"p": pidx[pid], "m": mi, "o": mode, "r": resp[:MAX_RESPONSE_CHARS],
+                   "j": [labels.get(j, {}).get((pid, mode), "") for j in judges]}
+            refl = r.get("reflection")
+            if refl and isinstance(refl, str):
+                row["f"] = refl[:MAX_RESPONSE_CHARS]
+                ans = r.get("answer")
+                row["a"] = str(ans if ans is not None else resp)[:MAX_RESPONSE_CHARS]
+            rows.append(row)
+    rows.sort(key=lambda x: (x["p"], x["m"], x["o"]))
+    return {"primary": m["primary_judge"], "judges": judges, "models": models, "modes": list(m["modes"]),
+            "prompts": prompts, "rows": rows}
+
+
+BROWSER_HTML = """
+<section id="prompts"><h2>Every prompt</h2>
+<p class="note">One row per prompt, model and mode. The label filter applies to the judge chosen beside it
+(the primary judge by default). Filters are kept in the page address: copy it to share this view.</p>
+<div class="filters" id="filters">
+ <label>model <select data-key="model"></select></label>
+ <label>mode <select data-key="mode"></select></label>
+ <label>suite <select data-key="suite"></select></label>
+ <label>type <select data-key="type"></select></label>
+ <label>prompt <select data-key="plabel"></select></label>
+ <label>judge <select data-key="judge"></select></label>
+ <label>label <select data-key="label"></select></label>
+ <label><input type="checkbox" data-key="disagree"> judges disagree</label>
+ <label>search <input type="search" data-key="q" placeholder="prompt or response text"></label>
+ <button type="button" id="reset">reset</button>
+</div>
+<p id="count" class="count"></p>
+<table class="browser"><thead><tr><th>prompt</th><th>model</th><th>response</th><th>judgements</th></tr></thead>
+<tbody id="rows"></tbody></table>
+<button type="button" id="more" hidden>show more</button>
+</section>
+"""
+
+JS = r"""
+(function () {
+  "use strict";
+  function markImg(img) {
+    img.setAttribute("data-natural-width", String(img.naturalWidth || 0));
+    img.setAttribute("data-natural-height", String(img.naturalHeight || 0));
+  }
+  document.querySelectorAll("img").forEach(function (img) {
+    img.addEventListener("load", function () { markImg(img); });
+    img.addEventListener("error", function () { img.setAttribute("data-error", "1"); markImg(img); });
+    if (img.complete) markImg(img);
+  });
+
+  var D = JSON.parse(document.getElementById("tbr-data").textContent);
+  var PAGE = 300;
+  var limit = PAGE;
+  var KEYS = ["model", "mode", "suite", "type", "plabel", "judge", "label", "disagree", "q"];
+  var state = {};
+  var els = {};
+  document.querySelectorAll("#filters [data-key]").forEach(function (el) { els[el.getAttribute("data-key")] = el; });
+
+  function uniq(xs) { var s = {}; var out = []; xs.forEach(function (x) { if (x !== "" && !s[x]) { s[x] = 1; out.push(x); } }); return out.sort(); }
+  function fill(sel, values, anyText) {
+    sel.textContent = "";
+    if (anyText !== null) { var o = document.createElement("option"); o.value = ""; o.textContent = anyText; sel.appendChild(o); }
+    values.forEach(function (v) { var o = document.createElement("option"); o.value = v; o.textContent = v; sel.appendChild(o); });
+  }
+  var allLabels = [];
+  D.rows.forEach(function (r) { r.j.forEach(function (l) { allLabels.push(l); }); });
+  fill(els.model, D.models.slice(), "all models");
+  fill(els.mode, D.modes.slice(), "all modes");
+  fill(els.suite, uniq(D.prompts.map(function (p) { return p.suite; })), "all suites");
+  fill(els.type, uniq(D.prompts.map(function (p) { return p.type; })), "all types");
+  fill(els.plabel, ["safe", "unsafe"], "safe and unsafe");
+  fill(els.judge, D.judges.slice(), null);
+  fill(els.label, uniq(allLabels.concat(["full_compliance", "full_refusal", "partial_refusal", "unparsed"])), "any label");
+  if (D.modes.length < 2) els.mode.parentNode.hidden = true;
+
+  function readHash() {
+    var p = new URLSearchParams(location.hash.replace(/^#/, ""));
+    state = {};
+    KEYS.forEach(function (k) { state[k] = p.get(k) || ""; });
+    if (!state.judge || D.judges.indexOf(state.judge) < 0) state.judge = D.primary;
+    KEYS.forEach(function (k) {
+      var el = els[k];
+      if (el.type === "checkbox") el.checked = state[k] === "1";
+      else {
+        if (el.tagName === "SELECT" && state[k] && !Array.prototype.some.call(el.options, function (o) { return o.value === state[k]; })) {
+          var o = document.createElement("option"); o.value = state[k]; o.textContent = state[k] + " (none)"; el.appendChild(o);
+        }
+        el.value = state[k];
+      }
+    });
+  }
+  function writeHash() {
+    var p = new URLSearchParams();
+    KEYS.forEach(function (k) { if (state[k] && !(k === "judge" && state[k] === D.primary)) p.set(k, state[k]); });
+    var h = p.toString();
+    history.replaceState(null, "", h ? "#" + h : location.pathname + location.search);
+  }
+
+  function matches(r) {
+    var p = D.prompts[r.p];
+    if (state.model && D.models[r.m] !== state.model) return false;
+    if (state.mode && r.o !== state.mode) return false;
+    if (state.suite && p.suite !== state.suite) return false;
+    if (state.type && p.type !== state.type) return false;
+    if (state.plabel && p.label !== state.plabel) return false;
+    if (state.label && r.j[D.judges.indexOf(state.judge)] !== state.label) return false;
+    if (state.disagree === "1") { var s = uniq(r.j); if (s.length < 2) return false; }
+    if (state.q) {
+      var q = state.q.toLowerCase();
+      if ((p.prompt + "\n" + r.r).toLowerCase().indexOf(q) < 0) return false;
+    }
+    return true;
+  }
+  function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
+  function badge(label, judge, primary) {
+    var b = el("span", "badge " + (label || "none").replace(/[^a-z_]/gi, "") + (primary ? " primary" : ""));
+    b.textContent = (primary ? "" : judge + ": ") + (label || "-");
+    b.title = judge;
+    return b;
+  }
+  function render() {
+    var tb = document.getElementById("rows");
+    tb.textContent = "";
+    var n = 0, shown = 0;
+    var frag = document.createDocumentFragment();
+    for (var i = 0; i < D.rows.length; i++) {
+      var r = D.rows[i];
+      if (!matches(r)) continue;
+      n++;
+      if (shown >= limit) continue;
+      shown++;
+      var p = D.prompts[r.p];
+      var tr = el("tr", "row");
+      tr.setAttribute("data-model", D.models[r.m]);
+      tr.setAttribute("data-plabel", p.label);
+      var td1 = el("td", "prompt");
+      td1.appendChild(el("div", "ptext", p.prompt));
+      var meta = el("div", "meta");
+      meta.appendChild(el("span", "tag " + p.label, p.label || "?"));
+      meta.appendChild(el("span", "tag", p.suite));
+      if (p.type) meta.appendChild(el("span", "tag", p.type));
+      if (p.focus) meta.appendChild(el("span", "tag focus", "focus: " + p.focus));
+      meta.appendChild(el("span", "id", p.id));
+      td1.appendChild(meta);
+      tr.appendChild(td1);
+      var td2 = el("td", "model", D.models[r.m]);
+      if (D.modes.length > 1) td2.appendChild(el("div", "mode", r.o));
+      tr.appendChild(td2);
+      var td3 = el("td", "resp");
+      if (r.f !== undefined) {
+        td3.appendChild(el("div", "refl", r.f));
+        td3.appendChild(el("div", "answer", r.a));
+      } else {
+        td3.appendChild(el("div", "answer" + (r.r ? "" : " empty"), r.r || "(empty response)"));
+      }
+      tr.appendChild(td3);
+      var td4 = el("td", "judge");
+      var pi = D.judges.indexOf(D.primary);
+      td4.appendChild(badge(r.j[pi], D.primary, true));
+      D.judges.forEach(function (j, k) { if (k !== pi) td4.appendChild(badge(r.j[k], j, false)); });
+      tr.appendChild(td4);
+      frag.appendChild(tr);
+    }
+    tb.appendChild(frag);
+    tb.setAttribute("data-matching", String(n));
+    tb.setAttribute("data-shown", String(shown));
+    document.getElementById("count").textContent = n + " of " + D.rows.length + " rows match" + (shown < n ? " (showing " + shown + ")" : "");
+    document.getElementById("more").hidden = shown >= n;
+  }
+  function onChange(e) {
+    var k = e.target.getAttribute("data-key");
+    state[k] = e.target.type === "checkbox" ? (e.target.checked ? "1" : "") : e.target.value;
+    limit = PAGE;
+    writeHash();
+    render();
+  }
+  Object.keys(els).forEach(function (k) {
+    els[k].addEventListener(els[k].type === "search" ? "input" : "change", onChange);
+  });
+  document.getElementById("more").addEventListener("click", function () { limit += PAGE; render(); });
+  document.getElementById("reset").addEventListener("click", function () { location.hash = ""; readHash(); limit = PAGE; writeHash(); render(); });
+  window.addEventListener("hashchange", function () { readHash(); limit = PAGE; render(); });
+  readHash();
+  render();
+  document.body.setAttribute("data-ready", "1");
+})();
+"""
+
+CSS = """
+:root { --fg: #1d2330; --muted: #667085; --line: #e3e6ec; --bg: #fff; --soft: #f6f7f9; --ok: #2f7d32; --bad: #b42318; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
+header { padding: 18px 28px 8px; border-bottom: 1px solid var(--line); }
+header h1 { margin: 0 0 4px; font-size: 22px; }
+header .sub { color: var(--muted); }
+nav { position: sticky; top: 0; z-index: 2; background: #fffffff0; border-bottom: 1px solid var(--line); padding: 6px 28px; }
+nav a { margin-right: 14px; color: #3056d3; text-decoration: none; font-size: 13px; }
+main { padding: 0 28px 40px; max-width: 1500px; }
+section { margin-top: 26px; }
+h2 { font-size: 18px; border-bottom: 2px solid var(--line); padding-bottom: 4px; }
+h3 { font-size: 15px; margin: 16px 0 6px; }
+.note { color: var(--muted); margin: 4px 0 10px; max-width: 900px; }
+table { border-collapse: collapse; margin: 6px 0 12px; }
+th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: var(--soft); font-weight: 600; }
+table.summary td:not(:first-child) { text-align: right; white-space: nowrap; }
+.ci, .n, .id { color: var(--muted); font-size: 12px; }
+.na { color: #aab; }
+figure { display: inline-block; margin: 6px 16px 12px 0; vertical-align: top; }
+figure img { max-width: 100%; border: 1px solid var(--line); }
+figcaption { color: var(--muted); font-size: 12px; }
+details { margin: 6px 0; }
+summary { cursor: pointer; color: #3056d3; }
+.filters { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: center; background: var(--soft); padding: 8px 10px; border: 1px solid var(--line); }
+.filters select, .filters input[type=search] { font: inherit; padding: 2px 4px; }
+.count { color: var(--muted); }
+table.browser { width: 100%; table-layout: fixed; }
+table.browser th:nth-child(1) { width: 30%; } table.browser th:nth-child(2) { width: 11%; }
+table.browser th:nth-child(4) { width: 15%; }
+.ptext, .answer, .refl { white-space: pre-wrap; overflow-wrap: anywhere; }
+.refl { color: #4a5a7a; font-style: italic; border-left: 3px solid #9bb0e0; padding-left: 6px; margin-bottom: 4px; }
+.empty { color: #aab; }
+.meta { margin-top: 4px; }
+.tag { display: inline-block; font-size: 11px; background: #eef0f4; border-radius: 3px; padding: 0 5px; margin: 0 4px 2px 0; }
+.tag.safe { background: #e3f1e4; color: var(--ok); } .tag.unsafe { background: #fbe6e4; color: var(--bad); }
+.mode { color: var(--muted); font-size: 12px; }
+.badge { display: inline-block; font-size: 11px; border-radius: 3px; padding: 1px 6px; margin: 0 4px 3px 0; background: #eef0f4; }
+.badge.primary { font-size: 12px; font-weight: 600; }
+.badge.full_compliance { background: #e3f1e4; color: var(--ok); }
+.badge.full_refusal { background: #fbe6e4; color: var(--bad); }
+.badge.partial_refusal { background: #fff3d6; color: #8a5a00; }
+.badge.unparsed { background: #ececec; color: #555; }
+#more { margin-top: 8px; }
+code { background: var(--soft); padding: 0 3px; }
+"""
+
+
+def render_html(root: Path) -> str:
+    root = Path(root)
+    m = _load_metrics(root)
+    sections = [summary_section(root, m), gamma_section(root, m), sources_section(root, m),
+                figures_section(root, m), cells_section(m), attribution_section(root), loss_section(root, m),
+                quality_section(root), timings_section(root)]
+    sections = [s for s in sections if s]
+    data = browser_data(root, m)
+    nav_items = [("summary", "Summary"), ("gamma", "γ curves"), ("sources", "Sources"), ("compliance", "Compliance"),
+                 ("types", "Types"), ("grid", "Grid"), ("attribution", "Attribution"), ("training", "Training"),
+                 ("reflections", "Reflections"), ("timings", "Times"), ("prompts", "Every prompt")]
+    present = "".join(sections) + BROWSER_HTML
+    nav = "".join(f'<a href="#{sid}" onclick="document.getElementById(\'{sid}\').scrollIntoView();return false;">'
+                  f"{esc(t)}</a>" for sid, t in nav_items if f'id="{sid}"' in present)
+    sub = (f"{len(m['models'])} models · modes {', '.join(m['modes'])} · judges {', '.join(m['judges'])} "
+           f"(primary {m['primary_judge']}) · {m['n_prompts']['safe']} safe / {m['n_prompts']['unsafe']} unsafe prompts")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+            "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
+            f"<title>tbr report: {esc(root.resolve().name)}</title><style>{CSS}</style></head><body>"
+            f"<header><h1>tbr report: {esc(root.resolve().name)}</h1><div class=\"sub\">{esc(sub)}</div></header>"
+            f"<nav>{nav}</nav><main>{''.join(sections)}{BROWSER_HTML}</main>"
+            f"<script type=\"application/json\" id=\"tbr-data\">{json_for_script(data)}</script>"
+            f"<script>{JS}</script></body></html>\n")
+
+
+def write_report_html(root: Path) -> Path:
+    """Write root/report.html (see the module docstring) and return its path."""
+    root = Path(root)
+    return atomic_write_text(root / "report.html", render_html(root))
