@@ -124,11 +124,13 @@ def reflect(out_dir: Path, safety: list[dict[str, Any]], *, source: str, model_n
         app.finish(ids)
     else:
         builtin = [r.get("builtin_reflection") for r in safety]
-        if source == "builtin":
+        if source in ("builtin", "shuffled"):
             missing = [r["id"] for r, b in zip(safety, builtin) if not b]
             if missing:
-                raise TbrError(f"reflect.source 'builtin' needs hand-written reflections, but {len(missing)} safety "
-                               f"rows have none (first: {missing[0]}); use the built-in safety set or another source")
+                raise TbrError(f"reflect.source {source!r} needs hand-written reflections, but {len(missing)} safety "
+                               f"rows have none (first: {missing[0]}); use the built-in safety set, a file with a "
+                               "'reflection' column, or another source")
+        if source == "builtin":
             refl = builtin
         elif source == "shuffled":
             refl = shuffled_reflections(ids, builtin, seed)
