@@ -148,6 +148,10 @@ def test_kill_at_each_stage_then_resume(tmp_path, tiny_model, tiny_data):
             assert kb == ka, other
             assert len(set(kb)) == len(kb), f"duplicate rows in {other}"
     assert not list(root.rglob("*.partial")) and not list(root.rglob(".*.tmp"))
+    # the generate kill was resumed from its partial rows, not redone
+    resumed_rows = [json.loads((d / "manifest.json").read_text())["counts"]["resumed"]
+                    for d in (root / "generate").iterdir()]
+    assert max(resumed_rows) > 0, resumed_rows
 
     # the training log continues the killed one; the resumed run trains as many steps
     (tdir,) = (root / "train").iterdir()
