@@ -108,7 +108,7 @@ def test_page_is_self_contained(tiny_run: Path) -> None:
     d = data_block(page)
     assert d["models"] == ["untouched", "baseline", "tbr-builtin", "tbr-shuffled"] or \
         set(d["models"]) == {"untouched", "baseline", "tbr-builtin", "tbr-shuffled"}
-    assert len(d["rows"]) == 4 * 8 and d["judges"] == JUDGES and d["primary"] == "keywords"
+    assert len(d["rows"]) == 4 * 8 and set(d["judges"]) == set(JUDGES) and d["primary"] == "keywords"
 
 
 def test_figures_load_and_filters_work(tiny_run: Path, chromium: str, tmp_path: Path) -> None:
@@ -148,10 +148,10 @@ def test_untrusted_output_stays_text(tiny_run: Path, chromium: str, tmp_path: Pa
     run = tmp_path / "copy"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("model", "checkpoints", "*.safetensors"))
     evil = '</script><img src=x onerror="document.body.setAttribute(\'data-pwned\',1)"><b>bold</b>&amp;'
-    p = run / "judge" / "baseline" / "keywords.jsonl"
-    rows = judged(run, "baseline")
-    rows[0]["response"] = evil
-    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for j in JUDGES:
+        rows = judged(run, "baseline", j)
+        rows[0]["response"] = evil
+        (run / "judge" / "baseline" / f"{j}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     ev = run / "data" / "eval.jsonl"
     prompts = [json.loads(x) for x in ev.read_text().splitlines()]
     prompts[0]["type"] = '<option selected>"x"</option><script>document.title="pwned"</script>'
@@ -160,7 +160,7 @@ def test_untrusted_output_stays_text(tiny_run: Path, chromium: str, tmp_path: Pa
     text = page.read_text()
     assert "</script><img" not in text and "<b>bold</b>" not in text
     d = dom(chromium, page, "#model=baseline", tmp_path)
-    assert "data-pwned" not in d and "<title>pwned" not in d
+    assert not re.search(r"<body[^>]*data-pwned", d) and "<title>pwned" not in d
     assert "&lt;/script&gt;&lt;img src=x" in d and "&lt;b&gt;bold&lt;/b&gt;&amp;amp;" in d
     assert not re.search(r'<img src="x"', d)
 

@@ -105,7 +105,7 @@ def test_outputs(tiny_model, tiny_data, tmp_path):
     m = out / "model"
     assert (m / "adapter_config.json").exists() and (m / "adapter_model.safetensors").exists()
     tok = AutoTokenizer.from_pretrained(m)
-    assert tok.chat_template and "<|im_start|>" in tok.chat_template and tok.padding_side == "left"
+    assert tok.chat_template and "<|im_start|>" in tok.chat_template
     merged = AutoModelForCausalLM.from_pretrained(m / "merged")
     assert merged.config.vocab_size > 0 and AutoTokenizer.from_pretrained(m / "merged").chat_template
     log = _read(out / "train_log.jsonl")

@@ -10,6 +10,7 @@ The stage appends rows as it goes and resumes by id after a kill.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -35,51 +36,177 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+# Prompts per batch on the hf backend. On a 2-core AVX-512 CPU (135M model, bf16, 64 new
+# tokens) throughput rose from batch 16 to 64 (about 250 -> 325 tokens/s, see
+# benchmarks/generate_throughput.py); the KV cache of 64 rows of a small model is a few MB.
+DEFAULT_BATCH_SIZE = 64
+
+# What the latest hf_generate_texts call did (read by the throughput benchmark and for logs):
+# prompts, batches, generated tokens (per row up to and including its EOS or stop), seconds.
+last_run_stats: dict[str, float] = {}
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyperthreads counted once)."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        allowed = os.cpu_count() or 1
+    cores: set[tuple[str, str]] = set()
+    try:
+        phys = core = ""
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("physical id"):
+                phys = line.split(":", 1)[1].strip()
+            elif line.startswith("core id"):
+                core = line.split(":", 1)[1].strip()
+                cores.add((phys, core))
+    except OSError:
+        pass
+    return max(1, min(len(cores) or allowed, allowed))
+
+
+def tune_threads() -> int:
+    """On CPU, run torch's intra-op pool on the physical cores: hyperthreads and more threads
+    than cores only add contention to the matmuls. An explicit OMP_NUM_THREADS (tests set 1)
+    or an earlier torch.set_num_threads below the core count is respected."""
+    import torch
+    n = torch.get_num_threads()
+    cores = physical_cores()
+    if n > cores:
+        torch.set_num_threads(cores)
+        n = cores
+    return n
+
+
+class StopOnStrings:
+    """Per-row stop strings for `model.generate`, cheap at any vocabulary size.
+
+    transformers' `stop_strings` builds a vocab-sized table for every `generate` call (about
+    0.2-0.7 s for a 49k vocab, i.e. per batch). This criterion instead decodes, each step, only
+    a short tail of the generated tokens of rows not yet stopped: a stop string that appears at
+    step t ends in the newest token (it was absent at t-1), so it lies within the last
+    len(stop) characters, i.e. the last len(stop) + slack tokens. A stopped row is marked
+    finished (generate pads it from then on) and `generate` returns as soon as every row is
+    finished (EOS or stop). Outputs equal those of `stop_strings` after trimming.
+    """
+
+    def __init__(self, tok: Any, stops: Sequence[str], prompt_width: int, slack: int = 8) -> None:
+        self.tok = tok
+        self.stops = [s for s in stops if s]
+        self.prompt_width = prompt_width
+        self.window = max((len(s) for s in self.stops), default=0) + slack
+        self.stopped: Any = None
+
+    def __call__(self, input_ids: Any, scores: Any = None, **kwargs: Any) -> Any:
+        import torch
+        batch, length = input_ids.shape
+        if self.stopped is None or self.stopped.shape[0] != batch:
+            self.stopped = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+        if not self.stops:
+            return self.stopped.clone()
+        start = max(self.prompt_width, length - self.window)
+        rows = [i for i, s in enumerate(self.stopped.tolist()) if not s]
+        if rows and length > start:
+            tails = input_ids[rows, start:].tolist()
+            for i, text in zip(rows, self.tok.batch_decode(tails, skip_special_tokens=True)):
+                if any(s in text for s in self.stops):
+                    self.stopped[i] = True
+        return self.stopped.clone()
+
+
+def _stopping_list(crit: StopOnStrings) -> Any:
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Crit(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return crit(input_ids, scores)
+    return StoppingCriteriaList([_Crit()])
+
+
+def _eos_ids(model: Any, tok: Any) -> list[int]:
+    flat: list[int] = []
+    for e in (tok.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        for i in (e if isinstance(e, (list, tuple)) else [e]):
+            if i is not None and i not in flat:
+                flat.append(int(i))
+    return flat
+
+
+def _generated_tokens(gen: Any, eos: Sequence[int], pad: int | None) -> list[int]:
+    """Tokens each row generated, up to and including its first EOS (later ones are padding)."""
+    import torch
+    n = gen.shape[1]
+    ends = torch.zeros_like(gen, dtype=torch.bool)
+    for e in eos:
+        ends |= gen == e
+    counts = []
+    for row in ends.tolist():
+        counts.append(row.index(True) + 1 if True in row else n)
+    return counts
+
+
 def hf_generate_texts(model: Any, tok: Any, texts: Sequence[str], *, max_new_tokens: int = 64,
-                      batch_size: int = 32, stop: Sequence[str] = (), do_sample: bool = False,
+                      batch_size: int = DEFAULT_BATCH_SIZE, stop: Sequence[str] = (), do_sample: bool = False,
                       temperature: float = 0.7, top_p: float = 0.95, seed: int = 0, progress: bool = True,
                       desc: str = "generate", add_special_tokens: bool = False,
                       on_batch: Callable[[list[int], list[str]], None] | None = None) -> list[str]:
-    """Completions of raw prompt strings (already templated). Greedy unless do_sample."""
+    """Completions of raw prompt strings (already templated). Greedy unless do_sample.
+
+    Fast on CPU and GPU alike: batches of similar prompt length (little padding), left
+    padding, the KV cache, the model's own dtype (bf16 from load_model where the CPU has it),
+    a cheap per-row stop-string check, an early exit once every row is done, inference mode,
+    logits only for the last position during prefill (generate's logits_to_keep=1), and
+    torch threads on the physical cores."""
     import torch
     tok.padding_side = "left"  # decoder-only models continue from the right edge
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    enc = [tok(t, add_special_tokens=add_special_tokens)["input_ids"] for t in texts]
-    out: list[str] = [""] * len(texts)
-    batches = length_sorted_batches([len(e) for e in enc], batch_size)
-    eos = [i for i in {tok.eos_token_id, getattr(model.generation_config, "eos_token_id", None)} if i is not None]
-    flat_eos: list[int] = []
-    for e in eos:
-        flat_eos.extend(e if isinstance(e, list) else [e])
-    bar = tqdm(total=len(texts), desc=desc, unit="prompt", disable=not progress, leave=False)
     device = next(model.parameters()).device
+    if device.type == "cpu":
+        tune_threads()
+    stop = [s for s in stop if s]
+    enc = tok(list(texts), add_special_tokens=add_special_tokens)["input_ids"] if texts else []
+    out: list[str] = [""] * len(texts)
+    batches = length_sorted_batches([len(e) for e in enc], max(1, int(batch_size)))
+    eos = _eos_ids(model, tok)
+    pad = tok.pad_token_id
+    stats = {"prompts": len(texts), "batches": len(batches), "generated_tokens": 0, "seconds": 0.0}
+    last_run_stats.clear()
+    last_run_stats.update(stats)
+    bar = tqdm(total=len(texts), desc=desc, unit="prompt", disable=not progress, leave=False)
+    t0 = time.perf_counter()
     for b in batches:
         width = max(len(enc[i]) for i in b)
-        ids = torch.full((len(b), width), tok.pad_token_id, dtype=torch.long)
+        ids = torch.full((len(b), width), pad, dtype=torch.long)
         mask = torch.zeros((len(b), width), dtype=torch.long)
         for row, i in enumerate(b):
-            ids[row, width - len(enc[i]):] = torch.tensor(enc[i])
+            ids[row, width - len(enc[i]):] = torch.tensor(enc[i], dtype=torch.long)
             mask[row, width - len(enc[i]):] = 1
         kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, do_sample=do_sample,
-                                      pad_token_id=tok.pad_token_id, eos_token_id=flat_eos or None,
-                                      use_cache=True)
+                                      pad_token_id=pad, eos_token_id=eos or None, use_cache=True)
         if do_sample:
             torch.manual_seed(seed)
             kwargs.update(temperature=temperature, top_p=top_p)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if stop:
-            kwargs.update(stop_strings=list(stop), tokenizer=tok)
+            kwargs["stopping_criteria"] = _stopping_list(StopOnStrings(tok, stop, width))
         with torch.inference_mode():
             gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
-        texts_b = tok.batch_decode(gen[:, width:], skip_special_tokens=True)
+        gen = gen[:, width:].cpu()
+        stats["generated_tokens"] += sum(_generated_tokens(gen, eos, pad))
+        texts_b = tok.batch_decode(gen, skip_special_tokens=True)
         texts_b = [_trim_stops(t, stop).strip() for t in texts_b]
         for i, t in zip(b, texts_b):
             out[i] = t
         if on_batch:
             on_batch(b, texts_b)
+        stats["seconds"] = time.perf_counter() - t0
+        last_run_stats.update(stats)
         bar.update(len(b))
+        if stats["seconds"] > 0:
+            bar.set_postfix(tok_s=f"{stats['generated_tokens'] / stats['seconds']:.0f}", refresh=False)
     bar.close()
     return out
 
@@ -96,7 +223,7 @@ def hf_generate_chat(model: Any, tok: Any, conversations: Sequence[list[dict[str
 
 
 def make_local_generate_fn(model_name: str, dtype: str = "auto", device: str = "auto",
-                           batch_size: int = 16) -> Callable[[list[list[dict[str, str]]], int], list[str]]:
+                           batch_size: int = DEFAULT_BATCH_SIZE) -> Callable[[list[list[dict[str, str]]], int], list[str]]:
     """A `generate_fn(conversations, max_new_tokens)` over a local model, loaded on first use
     (for LLM judges and guard models that run locally)."""
     state: dict[str, Any] = {}
@@ -134,57 +261,77 @@ def response_row(prompt_row: dict[str, Any], mode: str, text: str, model_label: 
 
 
 def generate_responses(out_file: Path, prompts: list[dict[str, Any]], *, model_name: str, model_label: str,
-                       modes: Sequence[str], backend: str = "hf", max_new_tokens: int = 64, batch_size: int = 32,
-                       dtype: str = "auto", device: str = "auto", api: dict[str, Any] | None = None,
-                       progress: bool = True) -> dict[str, int]:
-    """Responses of one model to every prompt under every mode, resumable by (id, mode)."""
+                       modes: Sequence[str], backend: str = "hf", max_new_tokens: int = 64,
+                       batch_size: int = DEFAULT_BATCH_SIZE, dtype: str = "auto", device: str = "auto",
+                       api: dict[str, Any] | None = None, progress: bool = True) -> dict[str, int]:
+    """Responses of one model to every prompt under every mode, resumable by (id, mode).
+
+    Rows are appended to `<out_file>.partial` as they are made (per batch on hf, per reply on
+    openai); a rerun after a kill or a failed API call redoes only the missing (id, mode) pairs
+    and the final file lists them in prompt order, mode by mode."""
+    if backend not in ("hf", "vllm", "openai"):
+        raise TbrError(f"unknown generate.backend {backend!r} (expected hf, vllm or openai)")
+    if backend == "vllm" and not vllm_available():
+        raise TbrError("generate.backend 'vllm' needs the gpu extra (pip install 'tbr[gpu]') and a CUDA GPU")
     app = RowAppender(out_file, key="key")
     todo = [(p, m) for m in modes for p in prompts if f"{p['id']}|{m}" not in app.done]
     resumed = len(app.rows)
-    if todo:
-        if backend == "hf":
-            from tbr.models import load_model
-            model, tok = load_model(model_name, dtype, device)
-            convs = [mode_messages(p["prompt"], m) for p, m in todo]
-
-            def save(idx: list[int], texts: list[str]) -> None:
-                for i, t in zip(idx, texts):
-                    p, m = todo[i]
-                    app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label)})
-            hf_generate_chat(model, tok, convs, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                             progress=progress, desc=f"generate {model_label}", on_batch=save)
-            del model
-        elif backend == "vllm":
-            if not vllm_available():
-                raise TbrError("generate.backend 'vllm' needs the gpu extra (pip install 'tbr[gpu]') and a CUDA GPU")
-            from tbr.models import load_tokenizer, resolve
-            tok = load_tokenizer(model_name)
-            texts = _vllm_generate(resolve(model_name), [render_chat(tok, mode_messages(p["prompt"], m))
-                                                         for p, m in todo], max_new_tokens)
-            for (p, m), t in zip(todo, texts):
-                app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label)})
-        elif backend == "openai":
-            from tbr.remote import ChatClient
-            api = api or {}
-            base = api.get("api_base") or os.environ.get("TBR_API_BASE")
-            if not base or not api.get("api_model"):
-                raise TbrError("generate.backend 'openai' needs generate.api_base and generate.api_model")
-            client = ChatClient(base, api["api_model"], api_key_env=api.get("api_key_env", "OPENAI_API_KEY"),
-                                cache_dir=api.get("cache_dir"))
-            replies = client.complete_many([mode_messages(p["prompt"], m) for p, m in todo],
-                                           max_tokens=max_new_tokens, temperature=0.0,
-                                           desc=f"generate {model_label}")
-            failed = 0
-            for (p, m), t in zip(todo, replies):
-                if isinstance(t, Exception):
-                    failed += 1  # not saved: a rerun retries exactly these
-                    continue
-                app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label)})
-            if failed:
-                app.close()
-                raise TbrError(f"{failed} of {len(todo)} API generations failed; rerun to retry them")
-        else:
-            raise TbrError(f"unknown generate.backend {backend!r} (expected hf, vllm or openai)")
+    try:
+        _generate_todo(app, todo, model_name=model_name, model_label=model_label, backend=backend,
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype, device=device,
+                       api=api, progress=progress)
+    except BaseException:
+        app.close()  # what was saved stays in the .partial file for the rerun
+        raise
     order = [f"{p['id']}|{m}" for m in modes for p in prompts]
     app.finish(order)
     return {"responses": len(order), "resumed": resumed}
+
+
+def _generate_todo(app: RowAppender, todo: list[tuple[dict[str, Any], str]], *, model_name: str,
+                   model_label: str, backend: str, max_new_tokens: int, batch_size: int, dtype: str,
+                   device: str, api: dict[str, Any] | None, progress: bool) -> None:
+    if not todo:
+        return
+    if backend == "hf":
+        from tbr.models import load_model
+        model, tok = load_model(model_name, dtype, device)
+        convs = [mode_messages(p["prompt"], m) for p, m in todo]
+
+        def save(idx: list[int], texts: list[str]) -> None:
+            for i, t in zip(idx, texts):
+                p, m = todo[i]
+                app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label)})
+        hf_generate_chat(model, tok, convs, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                         progress=progress, desc=f"generate {model_label}", on_batch=save)
+        del model
+    elif backend == "vllm":
+        from tbr.models import load_tokenizer, resolve
+        tok = load_tokenizer(model_name)
+        texts = _vllm_generate(resolve(model_name), [render_chat(tok, mode_messages(p["prompt"], m))
+                                                     for p, m in todo], max_new_tokens)
+        for (p, m), t in zip(todo, texts):
+            app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label)})
+    elif backend == "openai":
+        from tbr.remote import ChatClient
+        api = api or {}
+        base = api.get("api_base") or os.environ.get("TBR_API_BASE")
+        if not base or not api.get("api_model"):
+            raise TbrError("generate.backend 'openai' needs generate.api_base and generate.api_model")
+        client = ChatClient(base, api["api_model"], api_key_env=api.get("api_key_env", "OPENAI_API_KEY"),
+                            cache_dir=api.get("cache_dir"))
+        failed = 0
+
+        def save_one(i: int, t: Any) -> None:
+            # saved as each reply arrives, so a kill loses nothing already answered
+            nonlocal failed
+            if isinstance(t, Exception):
+                failed += 1  # not saved: a rerun retries exactly these
+                return
+            p, m = todo[i]
+            app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label)})
+        client.complete_many([mode_messages(p["prompt"], m) for p, m in todo],
+                             max_tokens=max_new_tokens, temperature=0.0, progress=progress,
+                             desc=f"generate {model_label}", on_result=save_one)
+        if failed:
+            raise TbrError(f"{failed} of {len(todo)} API generations failed; rerun to retry them")

@@ -77,12 +77,15 @@ def cell_status(cfg: ExperimentConfig) -> list[dict[str, Any]]:
 
 
 def run_status(cfg: ExperimentConfig) -> dict[str, str]:
-    """The run-wide stages: data, attribute (when enabled), evaluate."""
+    """The run-wide stages: data, evaluate, attribute and general (when configured)."""
     root = cfg.run_dir
     out = {"data": _state(root / "data", to_dict(cfg.data)), "evaluate": _state(root / "evaluate",
                                                                                   to_dict(cfg.evaluate))}
     if cfg.attribute.enabled:
         out["attribute"] = _state(root / "attribute", to_dict(cfg.attribute))
+    if cfg.evaluate.general_tasks:
+        out["general"] = _state(root / "general", {"tasks": cfg.evaluate.general_tasks,
+                                                   "limit": cfg.evaluate.general_limit})
     return out
 
 

@@ -80,6 +80,9 @@ def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -
         import torch
         torch.set_num_threads(cfg.threads)
     atomic_write_text(root / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+    if progress:
+        from tbr.grid_status import print_status
+        print_status(cfg)
     seed0 = cfg.seed[0]
     d = cfg.data
     dev = dict(dtype=cfg.model.dtype, device=cfg.model.device)

@@ -383,7 +383,7 @@ def browser_data(root: Path, m: Mapping[str, Any]) -> dict[str, Any]:
     for mi, lab in enumerate(models):
         labels: dict[str, dict[tuple[str, str], str]] = {}
         base: dict[tuple[str, str], dict[str, Any]] = {}
-        for j in judges:
+        for j in sorted(judges, key=lambda x: x != m["primary_judge"]):   # responses from the primary's file
             p = root / "judge" / _safe(lab) / f"{j}.jsonl"
             if not p.is_file():
                 continue

@@ -52,11 +52,14 @@ SPECS: dict[str, tuple[str, dict[str, Check]]] = {
     "pseudo-harmful": ("prompt", {"id": _nonempty, "prompt": _nonempty, "label": _one_of(PROMPT_LABELS),
                                   "type": _one_of(EVAL_TYPES), "focus": _nonempty}),
     "judge-labelled": ("prompt", {"prompt": _nonempty, "response": _nonempty, "label": _one_of(JUDGE_LABELS)}),
+    "judge-train": ("prompt", {"id": _nonempty, "prompt": _nonempty, "response": _nonempty,
+                               "label": _one_of(JUDGE_LABELS)}),
     "reflection-exemplars": ("instruction", {"id": _nonempty, "instruction": _nonempty, "explain": _nonempty}),
 }
 # how each set is counted in the tables: (row field, column field or None)
 COUNTS = {"general": ("category", None), "safety": ("category", None), "pseudo-harmful": ("type", "label"),
-          "judge-labelled": ("phenomenon", "label")}
+          "judge-labelled": ("phenomenon", "label"), "judge-train": ("phenomenon", "label")}
+JUDGE_SETS = ("judge-labelled", "judge-train")  # one prompt, several responses: compared as whole rows
 
 
 @dataclass
@@ -126,7 +129,7 @@ def _designed_pair(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def duplicate_problems(rows: dict[str, list[dict[str, Any]]]) -> list[Problem]:
     """Exact/near duplicate prompts within and across sets, and train/eval overlap."""
     items = [{**r, "_set": name, "_text": r.get(SPECS[name][0]) or ""}
-             for name, rs in rows.items() if name != "judge-labelled" for r in rs]
+             for name, rs in rows.items() if name not in JUDGE_SETS for r in rs]
     out: list[Problem] = []
     for p in duplicate_pairs([r["_text"] for r in items], threshold=LEAK_THRESHOLD):
         a, b = items[p.i], items[p.j]
@@ -139,10 +142,12 @@ def duplicate_problems(rows: dict[str, list[dict[str, Any]]]) -> list[Problem]:
         out.append(Problem(check, f"{a['id']} ~ {b['id']} ({scope}, similarity {p.similarity:.2f}): "
                                   f"{a['_text'][:70]!r} / {b['_text'][:70]!r}", [a["id"], b["id"]]))
     # judge-labelled rows may share prompts (one prompt, several responses): compare whole rows
-    jl = rows.get("judge-labelled", [])
+    jl = [{**r, "_set": n} for n in JUDGE_SETS for r in rows.get(n, [])]
     for p in duplicate_pairs([f"{r.get('prompt')}\n{r.get('response')}" for r in jl], threshold=1.0):
-        out.append(Problem("exact duplicate", f"{jl[p.i]['id']} = {jl[p.j]['id']} (within judge-labelled: "
-                                              "same prompt and response)", [jl[p.i]["id"], jl[p.j]["id"]]))
+        a, b = jl[p.i], jl[p.j]
+        scope = f"within {a['_set']}" if a["_set"] == b["_set"] else "across judge-labelled and judge-train"
+        out.append(Problem("exact duplicate", f"{a['id']} = {b['id']} ({scope}: same prompt and response)",
+                           [a["id"], b["id"]]))
     return out
 
 

@@ -19,6 +19,7 @@ BUILTIN_FILES = {
     "safety": ("safety.jsonl",),
     "pseudo-harmful": ("pseudo_harmful.jsonl",),
     "judge-labelled": ("judge_labelled.jsonl",),
+    "judge-train": ("judge_train.jsonl",),
     "reflection-exemplars": ("reflection_exemplars.jsonl",),
 }
 

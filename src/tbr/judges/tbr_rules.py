@@ -316,9 +316,17 @@ def classify(answer: str, prompt: str = "") -> tuple[str, str]:
 
 
 class TbrJudge:
+    """The rules, with a learned override (tbr_learned) where its weights ship; learned=False: rules only."""
     name = "tbr"
 
+    def __init__(self, learned: bool = True) -> None:
+        from tbr.judges.tbr_learned import WEIGHTS
+        self.learned = bool(learned) and WEIGHTS.exists()
+
     def judge(self, rows: Sequence[Mapping[str, Any]]) -> list[Verdict]:
+        if self.learned:
+            from tbr.judges.tbr_learned import judge_rows
+            return [Verdict(label, reason) for label, reason in judge_rows(rows)]
         out = []
         for row in rows:
             ans = row.get("answer")

@@ -1,0 +1,134 @@
+"""Throughput of tbr's HF generation against the naive way, side by side in one process.
+
+    .venv/bin/python benchmarks/generate_throughput.py              # embedded model, 64 prompts
+    .venv/bin/python benchmarks/generate_throughput.py --dtype float32
+    .venv/bin/python benchmarks/generate_throughput.py --tiny --n 8 --max-new-tokens 8   # smoke run
+
+Both runs use the same model object (same dtype, same threads) and the same prompts: the
+built-in pseudo-harmful suite (tbr.data.sources.builtin_eval), shuffled with a fixed seed,
+first --n, each as one user turn rendered with the model's chat template.
+
+- tbr: `hf_generate_chat` with its defaults (length-sorted batches, left padding, KV cache,
+  early exit, inference mode).
+- naive: one prompt at a time through `model.generate`, greedy, same max_new_tokens.
+
+Generated tokens are counted per prompt up to and including its first EOS. Prints tokens per
+second of each, the fraction of identical outputs (batched and one-at-a-time greedy may differ
+slightly in bf16: padding changes the matmul shapes, so near-ties can flip), and `ratio: X`
+(tbr tokens/s over naive tokens/s) as the last line. The machine may be shared: the load
+average is printed; compare ratios, not absolute figures.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _load_avg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=64, help="prompts (default 64)")
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="tbr batch size (default: hf_generate_chat's default)")
+    ap.add_argument("--model", default="smollm2-135m", help="registry name, folder or hub id")
+    ap.add_argument("--dtype", default="auto", help="auto (bf16 where the CPU has avx512_bf16), bfloat16, float32")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--tiny", action="store_true", help="a tiny random model made in code (smoke run)")
+    ap.add_argument("--seed", type=int, default=0, help="shuffle seed for the prompts")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: OMP_NUM_THREADS if set, else the physical cores)")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from tbr.data.sources import builtin_eval
+    from tbr.generate import DEFAULT_BATCH_SIZE, hf_generate_chat, last_run_stats, physical_cores, render_chat
+    from tbr.models import load_model
+    from tbr.prompts import mode_messages
+
+    env_threads = os.environ.get("OMP_NUM_THREADS", "")
+    torch.set_num_threads(args.threads or (int(env_threads) if env_threads.isdigit() else physical_cores()))
+    tmp = None
+    model_name = args.model
+    if args.tiny:
+        from tbr.testing import make_tiny_model
+        tmp = tempfile.TemporaryDirectory(prefix="tbr-bench-")
+        model_name = str(make_tiny_model(Path(tmp.name) / "tiny"))
+
+    rows = builtin_eval()
+    random.Random(args.seed).shuffle(rows)
+    rows = rows[: args.n]
+    convs = [mode_messages(r["prompt"], "plain") for r in rows]
+
+    t = time.perf_counter()
+    model, tok = load_model(model_name, args.dtype, args.device)
+    load_s = time.perf_counter() - t
+    device = next(model.parameters()).device
+    eos = {i for i in (tok.eos_token_id, model.generation_config.eos_token_id) if isinstance(i, int)}
+    if isinstance(model.generation_config.eos_token_id, list):
+        eos.update(model.generation_config.eos_token_id)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    bs = args.batch_size or DEFAULT_BATCH_SIZE
+    print(f"model: {args.model if not args.tiny else 'tiny (random, made in code)'}  dtype: {model.dtype}  "
+          f"device: {device}  loaded in {load_s:.1f} s", flush=True)
+    print(f"prompts: {len(rows)}  max_new_tokens: {args.max_new_tokens}  tbr batch size: {bs}  "
+          f"torch threads: {torch.get_num_threads()} (physical cores: {physical_cores()}, "
+          f"cpus: {os.cpu_count()})", flush=True)
+    print(f"load average before: {_load_avg()}", flush=True)
+
+    # warm-up (first-call allocations and lazy init), same for both ways
+    hf_generate_chat(model, tok, convs[:2], max_new_tokens=2, progress=False)
+
+    # --- tbr: hf_generate_chat with its defaults
+    t = time.perf_counter()
+    kw = {"batch_size": args.batch_size} if args.batch_size else {}
+    tbr_out = hf_generate_chat(model, tok, convs, max_new_tokens=args.max_new_tokens, progress=False, **kw)
+    tbr_s = time.perf_counter() - t
+    tbr_tokens = int(last_run_stats["generated_tokens"])
+    print(f"tbr:   {tbr_tokens} tokens in {tbr_s:.1f} s = {tbr_tokens / tbr_s:.1f} tokens/s "
+          f"({int(last_run_stats['batches'])} batches)", flush=True)
+
+    # --- naive: one prompt at a time through model.generate, greedy
+    naive_out: list[str] = []
+    naive_tokens = 0
+    t = time.perf_counter()
+    for conv in convs:
+        enc = tok(render_chat(tok, conv), return_tensors="pt", add_special_tokens=False)
+        gen = model.generate(**{k: v.to(device) for k, v in enc.items()}, max_new_tokens=args.max_new_tokens,
+                             do_sample=False, temperature=None, top_p=None, top_k=None,
+                             pad_token_id=pad, eos_token_id=sorted(eos) or None)
+        new = gen[0, enc["input_ids"].shape[1]:].tolist()
+        n = next((k + 1 for k, x in enumerate(new) if x in eos), len(new))
+        naive_tokens += n
+        naive_out.append(tok.decode(new[:n], skip_special_tokens=True).strip())
+    naive_s = time.perf_counter() - t
+    print(f"naive: {naive_tokens} tokens in {naive_s:.1f} s = {naive_tokens / naive_s:.1f} tokens/s", flush=True)
+
+    same = sum(a == b for a, b in zip(tbr_out, naive_out))
+    print(f"identical outputs: {same}/{len(rows)} = {same / max(1, len(rows)):.3f}", flush=True)
+    print(f"load average after: {_load_avg()}", flush=True)
+    if tmp is not None:
+        tmp.cleanup()
+    ratio = (tbr_tokens / tbr_s) / (naive_tokens / naive_s) if naive_tokens and tbr_s > 0 else 0.0
+    print(f"ratio: {ratio:.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
