@@ -25,9 +25,25 @@ ENV = "TBR_TEST_API_KEY"
 
 
 @pytest.fixture(scope="module")
-def model_tok(tiny_model):
+def varied_model(tiny_model, tmp_path_factory) -> Path:
+    """The tiny model with an untied random output layer: the tied random model greedily
+    repeats one token (a newline), which would make every comparison trivially equal."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    m = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    m.config.tie_word_embeddings = False
+    gen = torch.Generator().manual_seed(1)
+    m.lm_head.weight = torch.nn.Parameter(torch.randn(m.lm_head.weight.shape, generator=gen))
+    out = tmp_path_factory.mktemp("varied") / "model"
+    m.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_tok(varied_model):
     from tbr.models import load_model
-    return load_model(str(tiny_model), dtype="float32", device="cpu")
+    return load_model(str(varied_model), dtype="float32", device="cpu")
 
 
 def _chat(tok, prompts):
@@ -160,14 +176,15 @@ def _check_rows(rows: list[dict], prompts: list[dict], modes: list[str]) -> None
         assert r["model"] == "tiny"
 
 
-def test_generate_responses_hf_and_resume_after_kill(tmp_path, tiny_model, monkeypatch):
+def test_generate_responses_hf_and_resume_after_kill(tmp_path, varied_model, monkeypatch):
     prompts, modes = _prompt_rows(5), ["plain", "cot"]
-    opts = dict(model_name=str(tiny_model), model_label="tiny", modes=modes, max_new_tokens=6,
+    opts = dict(model_name=str(varied_model), model_label="tiny", modes=modes, max_new_tokens=6,
                 batch_size=3, dtype="float32", progress=False)
     full = tmp_path / "full.jsonl"
     assert G.generate_responses(full, prompts, **opts) == {"responses": 10, "resumed": 0}
     ref = _read(full)
     _check_rows(ref, prompts, modes)
+    assert len({r["response"] for r in ref}) > 1
     assert not full.with_name(full.name + ".partial").exists()
 
     # a killed earlier attempt: three rows saved (not in prompt order) and a torn last line
