@@ -184,3 +184,13 @@ def test_padding_free_config_key_documented():
     from tbr.config import describe
     keys = {k: h for k, _, h in describe()}
     assert "train.padding_free" in keys and keys["train.padding_free"]
+
+
+@pytest.mark.parametrize("name,kind", [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"), ("deepspeed_zero3", "DEEPSPEED"),
+                                       ("cpu_ddp", "MULTI_GPU")])
+def test_accelerate_configs_load(name, kind):
+    from accelerate.commands.config.config_args import load_config_from_file
+    c = load_config_from_file(str(Path(__file__).resolve().parents[1] / "configs" / "accelerate" / f"{name}.yaml"))
+    assert c.distributed_type.name == kind and c.num_processes >= 2
+    if name == "cpu_ddp":
+        assert c.mixed_precision == "no"  # ranks find no GPU and join over gloo (tbr.train)
