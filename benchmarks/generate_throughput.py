@@ -4,12 +4,12 @@
     .venv/bin/python benchmarks/generate_throughput.py --dtype float32
     .venv/bin/python benchmarks/generate_throughput.py --tiny --n 8 --max-new-tokens 8   # smoke run
 
-Both runs use the same model object (same dtype, same threads) and the same prompts: the
+Both runs use the same model object (same dtype) and the same prompts: the
 built-in pseudo-harmful suite (tbr.data.sources.builtin_eval), shuffled with a fixed seed,
 first --n, each as one user turn rendered with the model's chat template.
 
 - tbr: `hf_generate_chat` with its defaults (length-sorted batches, left padding, KV cache,
-  early exit, inference mode).
+  early exit, inference mode, its CPU thread choice).
 - naive: one prompt at a time through `model.generate`, greedy, same max_new_tokens.
 
 Generated tokens are counted per prompt up to and including its first EOS. Prints tokens per
@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="a tiny random model made in code (smoke run)")
     ap.add_argument("--seed", type=int, default=0, help="shuffle seed for the prompts")
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads (default: OMP_NUM_THREADS if set, else the physical cores)")
+                    help="torch threads for both ways (default: torch's default for the naive way, "
+                         "tbr's own choice, see tbr.generate.tune_threads, for tbr)")
     args = ap.parse_args(argv)
 
     import torch
@@ -62,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     from tbr.models import load_model
     from tbr.prompts import mode_messages
 
-    env_threads = os.environ.get("OMP_NUM_THREADS", "")
-    torch.set_num_threads(args.threads or (int(env_threads) if env_threads.isdigit() else physical_cores()))
+    if args.threads:
+        os.environ["TBR_THREADS"] = str(args.threads)  # tbr's backend then uses exactly this
+        torch.set_num_threads(args.threads)
+    default_threads = torch.get_num_threads()  # what plain model.generate runs on
     tmp = None
     model_name = args.model
     if args.tiny:
@@ -88,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {args.model if not args.tiny else 'tiny (random, made in code)'}  dtype: {model.dtype}  "
           f"device: {device}  loaded in {load_s:.1f} s", flush=True)
     print(f"prompts: {len(rows)}  max_new_tokens: {args.max_new_tokens}  tbr batch size: {bs}  "
-          f"torch threads: {torch.get_num_threads()} (physical cores: {physical_cores()}, "
-          f"cpus: {os.cpu_count()})", flush=True)
+          f"physical cores: {physical_cores()}, cpus: {os.cpu_count()}", flush=True)
     print(f"load average before: {_load_avg()}", flush=True)
 
     # warm-up (first-call allocations and lazy init), same for both ways
@@ -101,12 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     tbr_out = hf_generate_chat(model, tok, convs, max_new_tokens=args.max_new_tokens, progress=False, **kw)
     tbr_s, tbr_cpu = time.perf_counter() - t, time.process_time() - c
     tbr_tokens = int(last_run_stats["generated_tokens"])
+    tbr_threads = torch.get_num_threads()
     print(f"tbr:   {tbr_tokens} tokens in {tbr_s:.1f} s = {tbr_tokens / tbr_s:.1f} tokens/s "
-          f"({int(last_run_stats['batches'])} batches; process CPU time {tbr_cpu:.1f} s)", flush=True)
+          f"({int(last_run_stats['batches'])} batches, {tbr_threads} threads, process CPU time {tbr_cpu:.1f} s)",
+          flush=True)
 
     # --- naive: one prompt at a time through model.generate, greedy
     naive_out: list[str] = []
     naive_tokens = 0
+    torch.set_num_threads(default_threads)
     t, c = time.perf_counter(), time.process_time()
     for conv in convs:
         enc = tok(render_chat(tok, conv), return_tensors="pt", add_special_tokens=False)
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         naive_out.append(tok.decode(new[:n], skip_special_tokens=True).strip())
     naive_s, naive_cpu = time.perf_counter() - t, time.process_time() - c
     print(f"naive: {naive_tokens} tokens in {naive_s:.1f} s = {naive_tokens / naive_s:.1f} tokens/s "
-          f"(process CPU time {naive_cpu:.1f} s)", flush=True)
+          f"({default_threads} threads, process CPU time {naive_cpu:.1f} s)", flush=True)
 
     same = sum(a == b for a, b in zip(tbr_out, naive_out))
     print(f"identical outputs: {same}/{len(rows)} = {same / max(1, len(rows)):.3f}", flush=True)

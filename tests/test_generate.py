@@ -99,12 +99,16 @@ def test_prefill_computes_logits_for_the_last_position_only(model_tok):
     assert widths and set(widths) == {1}
 
 
-def test_threads_not_raised_above_the_setting():
+def test_threads_not_raised_above_the_setting(monkeypatch):
     import torch
-    assert G.physical_cores() >= 1
-    before = torch.get_num_threads()  # 1 in tests (conftest)
-    assert G.tune_threads() == min(before, G.physical_cores())
-    assert torch.get_num_threads() == min(before, G.physical_cores())
+    cores = G.physical_cores()
+    assert cores >= 1
+    before = torch.get_num_threads()  # 1 in tests (OMP_NUM_THREADS=1, conftest)
+    assert G.tune_threads() == min(before, cores)
+    assert torch.get_num_threads() == min(before, cores)
+    assert 1 <= G._threads_target(cores) <= cores
+    monkeypatch.setenv("TBR_THREADS", "1")
+    assert G.tune_threads() == 1 and torch.get_num_threads() == 1
 
 
 # --- stop strings --------------------------------------------------------------------------

@@ -66,17 +66,41 @@ def physical_cores() -> int:
     return max(1, min(len(cores) or allowed, allowed))
 
 
+_threads_set_by_us: int | None = None
+
+
+def _threads_target(cores: int) -> int:
+    """Physical cores, less those other processes keep busy. torch's OpenMP pool splits each
+    op statically across its threads, so one thread preempted by another process stalls the
+    whole op: on a 2-core machine with one other busy process, batched bf16 decoding ran at
+    8 tokens/s on 2 threads against 95 on 1 (benchmarks/generate_throughput.py)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return cores
+    others = max(0.0, load - 1.0)  # the 1-minute load counts this process too
+    return max(1, min(cores, cores - int(others + 0.5)))
+
+
 def tune_threads() -> int:
-    """On CPU, run torch's intra-op pool on the physical cores: hyperthreads and more threads
-    than cores only add contention to the matmuls. An explicit OMP_NUM_THREADS (tests set 1)
-    or an earlier torch.set_num_threads below the core count is respected."""
+    """Torch's intra-op threads for CPU generation: TBR_THREADS if set; else an explicit
+    OMP_NUM_THREADS or torch.set_num_threads below the core count is respected (tests set 1),
+    never raised; else the physical cores (hyperthreads only add contention to the matmuls),
+    fewer when other processes already keep cores busy. Returns the thread count used."""
+    global _threads_set_by_us
     import torch
-    n = torch.get_num_threads()
     cores = physical_cores()
-    if n > cores:
-        torch.set_num_threads(cores)
-        n = cores
-    return n
+    n = torch.get_num_threads()
+    env = os.environ.get("TBR_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        target = _threads_set_by_us = int(env)
+    elif os.environ.get("OMP_NUM_THREADS") or (n < cores and n != _threads_set_by_us):
+        target = min(n, cores)  # the caller's choice
+    else:
+        target = _threads_set_by_us = _threads_target(cores)
+    if target != n:
+        torch.set_num_threads(target)
+    return target
 
 
 class StopOnStrings:
