@@ -36,9 +36,9 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-# Prompts per batch on the hf backend. On a 2-core AVX-512 CPU (135M model, bf16, 64 new
-# tokens) throughput rose from batch 16 to 64 (about 250 -> 325 tokens/s, see
-# benchmarks/generate_throughput.py); the KV cache of 64 rows of a small model is a few MB.
+# Prompts per batch on the hf backend. Measured on a 2-core AVX-512 CPU (embedded 135M model,
+# bf16, 2 threads, 64 prompts x 64 new tokens): batch 16 about 190-220 tokens/s, 32 about 285-290,
+# 64 about 330. The KV cache of 64 rows of a small model is a few MB.
 DEFAULT_BATCH_SIZE = 64
 
 # What the latest hf_generate_texts call did (read by the throughput benchmark and for logs):
@@ -69,16 +69,33 @@ def physical_cores() -> int:
 _threads_set_by_us: int | None = None
 
 
+def _cores_busy_elsewhere(window: float = 0.2) -> float | None:
+    """How many CPUs other processes keep busy now: all CPUs' busy time over a short window
+    (/proc/stat) less this process's own CPU time. None where /proc/stat is missing."""
+    def busy() -> float:
+        with open("/proc/stat") as f:
+            v = [float(x) for x in f.readline().split()[1:]]
+        return sum(v[:8]) - v[3] - v[4]  # all but idle and iowait (guest time is in user)
+    try:
+        hz = os.sysconf("SC_CLK_TCK")
+        b0, own0 = busy(), time.process_time()
+        time.sleep(window)
+        b1, own1 = busy(), time.process_time()
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, ((b1 - b0) / hz - (own1 - own0)) / window)
+
+
 def _threads_target(cores: int) -> int:
     """Physical cores, less those other processes keep busy. torch's OpenMP pool splits each
     op statically across its threads, so one thread preempted by another process stalls the
-    whole op: on a 2-core machine with one other busy process, batched bf16 decoding ran at
+    whole op: on a 2-core machine with other busy processes, batched bf16 decoding ran at
     8 tokens/s on 2 threads against 95 on 1 (benchmarks/generate_throughput.py)."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
+    if cores <= 1:
+        return 1
+    others = _cores_busy_elsewhere()
+    if others is None:
         return cores
-    others = max(0.0, load - 1.0)  # the 1-minute load counts this process too
     return max(1, min(cores, cores - int(others + 0.5)))
 
 
@@ -158,11 +175,12 @@ def _eos_ids(model: Any, tok: Any) -> list[int]:
 
 
 def _generated_tokens(gen: Any, eos: Sequence[int], pad: int | None) -> list[int]:
-    """Tokens each row generated, up to and including its first EOS (later ones are padding)."""
+    """Tokens each row generated, up to and including its first EOS; a row cut by a stop
+    string is padded from then on, so the pad token ends a row too."""
     import torch
     n = gen.shape[1]
     ends = torch.zeros_like(gen, dtype=torch.bool)
-    for e in eos:
+    for e in [*eos, *([pad] if pad is not None else [])]:
         ends |= gen == e
     counts = []
     for row in ends.tolist():
