@@ -415,227 +415,16 @@ def browser_data(root: Path, m: Mapping[str, Any]) -> dict[str, Any]:
             "prompts": prompts, "rows": rows}
 
 
-BROWSER_HTML = """
-<section id="prompts"><h2>Every prompt</h2>
-<p class="note">One row per prompt, model and mode. The label filter applies to the judge chosen beside it
-(the primary judge by default). Filters are kept in the page address: copy it to share this view.</p>
-<div class="filters" id="filters">
- <label>model <select data-key="model"></select></label>
- <label>mode <select data-key="mode"></select></label>
- <label>suite <select data-key="suite"></select></label>
- <label>type <select data-key="type"></select></label>
- <label>prompt <select data-key="plabel"></select></label>
- <label>judge <select data-key="judge"></select></label>
- <label>label <select data-key="label"></select></label>
- <label><input type="checkbox" data-key="disagree"> judges disagree</label>
- <label>search <input type="search" data-key="q" placeholder="prompt or response text"></label>
- <button type="button" id="reset">reset</button>
-</div>
-<p id="count" class="count"></p>
-<table class="browser"><thead><tr><th>prompt</th><th>model</th><th>response</th><th>judgements</th></tr></thead>
-<tbody id="rows"></tbody></table>
-<button type="button" id="more" hidden>show more</button>
-</section>
-"""
 
-JS = r"""
-(function () {
-  "use strict";
-  function markImg(img) {
-    img.setAttribute("data-natural-width", String(img.naturalWidth || 0));
-    img.setAttribute("data-natural-height", String(img.naturalHeight || 0));
-  }
-  document.querySelectorAll("img").forEach(function (img) {
-    img.addEventListener("load", function () { markImg(img); });
-    img.addEventListener("error", function () { img.setAttribute("data-error", "1"); markImg(img); });
-    if (img.complete) markImg(img);
-  });
 
-  var D = JSON.parse(document.getElementById("tbr-data").textContent);
-  var PAGE = 300;
-  var limit = PAGE;
-  var KEYS = ["model", "mode", "suite", "type", "plabel", "judge", "label", "disagree", "q"];
-  var state = {};
-  var els = {};
-  document.querySelectorAll("#filters [data-key]").forEach(function (el) { els[el.getAttribute("data-key")] = el; });
 
-  function uniq(xs) { var s = {}; var out = []; xs.forEach(function (x) { if (x !== "" && !s[x]) { s[x] = 1; out.push(x); } }); return out.sort(); }
-  function fill(sel, values, anyText) {
-    sel.textContent = "";
-    if (anyText !== null) { var o = document.createElement("option"); o.value = ""; o.textContent = anyText; sel.appendChild(o); }
-    values.forEach(function (v) { var o = document.createElement("option"); o.value = v; o.textContent = v; sel.appendChild(o); });
-  }
-  var allLabels = [];
-  D.rows.forEach(function (r) { r.j.forEach(function (l) { allLabels.push(l); }); });
-  fill(els.model, D.models.slice(), "all models");
-  fill(els.mode, D.modes.slice(), "all modes");
-  fill(els.suite, uniq(D.prompts.map(function (p) { return p.suite; })), "all suites");
-  fill(els.type, uniq(D.prompts.map(function (p) { return p.type; })), "all types");
-  fill(els.plabel, ["safe", "unsafe"], "safe and unsafe");
-  fill(els.judge, D.judges.slice(), null);
-  fill(els.label, uniq(allLabels.concat(["full_compliance", "full_refusal", "partial_refusal", "unparsed"])), "any label");
-  if (D.modes.length < 2) els.mode.parentNode.hidden = true;
 
-  function readHash() {
-    var p = new URLSearchParams(location.hash.replace(/^#/, ""));
-    state = {};
-    KEYS.forEach(function (k) { state[k] = p.get(k) || ""; });
-    if (!state.judge || D.judges.indexOf(state.judge) < 0) state.judge = D.primary;
-    KEYS.forEach(function (k) {
-      var el = els[k];
-      if (el.type === "checkbox") el.checked = state[k] === "1";
-      else {
-        if (el.tagName === "SELECT" && state[k] && !Array.prototype.some.call(el.options, function (o) { return o.value === state[k]; })) {
-          var o = document.createElement("option"); o.value = state[k]; o.textContent = state[k] + " (none)"; el.appendChild(o);
-        }
-        el.value = state[k];
-      }
-    });
-  }
-  function writeHash() {
-    var p = new URLSearchParams();
-    KEYS.forEach(function (k) { if (state[k] && !(k === "judge" && state[k] === D.primary)) p.set(k, state[k]); });
-    var h = p.toString();
-    history.replaceState(null, "", h ? "#" + h : location.pathname + location.search);
-  }
+_ASSETS = Path(__file__).parent / "report_assets"
 
-  function matches(r) {
-    var p = D.prompts[r.p];
-    if (state.model && D.models[r.m] !== state.model) return false;
-    if (state.mode && r.o !== state.mode) return false;
-    if (state.suite && p.suite !== state.suite) return false;
-    if (state.type && p.type !== state.type) return false;
-    if (state.plabel && p.label !== state.plabel) return false;
-    if (state.label && r.j[D.judges.indexOf(state.judge)] !== state.label) return false;
-    if (state.disagree === "1") { var s = uniq(r.j); if (s.length < 2) return false; }
-    if (state.q) {
-      var q = state.q.toLowerCase();
-      if ((p.prompt + "\n" + r.r).toLowerCase().indexOf(q) < 0) return false;
-    }
-    return true;
-  }
-  function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
-  function badge(label, judge, primary) {
-    var b = el("span", "badge " + (label || "none").replace(/[^a-z_]/gi, "") + (primary ? " primary" : ""));
-    b.textContent = (primary ? "" : judge + ": ") + (label || "-");
-    b.title = judge;
-    return b;
-  }
-  function render() {
-    var tb = document.getElementById("rows");
-    tb.textContent = "";
-    var n = 0, shown = 0;
-    var frag = document.createDocumentFragment();
-    for (var i = 0; i < D.rows.length; i++) {
-      var r = D.rows[i];
-      if (!matches(r)) continue;
-      n++;
-      if (shown >= limit) continue;
-      shown++;
-      var p = D.prompts[r.p];
-      var tr = el("tr", "row");
-      tr.setAttribute("data-model", D.models[r.m]);
-      tr.setAttribute("data-plabel", p.label);
-      var td1 = el("td", "prompt");
-      td1.appendChild(el("div", "ptext", p.prompt));
-      var meta = el("div", "meta");
-      meta.appendChild(el("span", "tag " + p.label, p.label || "?"));
-      meta.appendChild(el("span", "tag", p.suite));
-      if (p.type) meta.appendChild(el("span", "tag", p.type));
-      if (p.focus) meta.appendChild(el("span", "tag focus", "focus: " + p.focus));
-      meta.appendChild(el("span", "id", p.id));
-      td1.appendChild(meta);
-      tr.appendChild(td1);
-      var td2 = el("td", "model", D.models[r.m]);
-      if (D.modes.length > 1) td2.appendChild(el("div", "mode", r.o));
-      tr.appendChild(td2);
-      var td3 = el("td", "resp");
-      if (r.f !== undefined) {
-        td3.appendChild(el("div", "refl", r.f));
-        td3.appendChild(el("div", "answer", r.a));
-      } else {
-        td3.appendChild(el("div", "answer" + (r.r ? "" : " empty"), r.r || "(empty response)"));
-      }
-      tr.appendChild(td3);
-      var td4 = el("td", "judge");
-      var pi = D.judges.indexOf(D.primary);
-      td4.appendChild(badge(r.j[pi], D.primary, true));
-      D.judges.forEach(function (j, k) { if (k !== pi) td4.appendChild(badge(r.j[k], j, false)); });
-      tr.appendChild(td4);
-      frag.appendChild(tr);
-    }
-    tb.appendChild(frag);
-    tb.setAttribute("data-matching", String(n));
-    tb.setAttribute("data-shown", String(shown));
-    document.getElementById("count").textContent = n + " of " + D.rows.length + " rows match" + (shown < n ? " (showing " + shown + ")" : "");
-    document.getElementById("more").hidden = shown >= n;
-  }
-  function onChange(e) {
-    var k = e.target.getAttribute("data-key");
-    state[k] = e.target.type === "checkbox" ? (e.target.checked ? "1" : "") : e.target.value;
-    limit = PAGE;
-    writeHash();
-    render();
-  }
-  Object.keys(els).forEach(function (k) {
-    els[k].addEventListener(els[k].type === "search" ? "input" : "change", onChange);
-  });
-  document.getElementById("more").addEventListener("click", function () { limit += PAGE; render(); });
-  document.getElementById("reset").addEventListener("click", function () { location.hash = ""; readHash(); limit = PAGE; writeHash(); render(); });
-  window.addEventListener("hashchange", function () { readHash(); limit = PAGE; render(); });
-  readHash();
-  render();
-  document.body.setAttribute("data-ready", "1");
-})();
-"""
 
-CSS = """
-:root { --fg: #1d2330; --muted: #667085; --line: #e3e6ec; --bg: #fff; --soft: #f6f7f9; --ok: #2f7d32; --bad: #b42318; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
-header { padding: 18px 28px 8px; border-bottom: 1px solid var(--line); }
-header h1 { margin: 0 0 4px; font-size: 22px; }
-header .sub { color: var(--muted); }
-nav { position: sticky; top: 0; z-index: 2; background: #fffffff0; border-bottom: 1px solid var(--line); padding: 6px 28px; }
-nav a { margin-right: 14px; color: #3056d3; text-decoration: none; font-size: 13px; }
-main { padding: 0 28px 40px; max-width: 1500px; }
-section { margin-top: 26px; }
-h2 { font-size: 18px; border-bottom: 2px solid var(--line); padding-bottom: 4px; }
-h3 { font-size: 15px; margin: 16px 0 6px; }
-.note { color: var(--muted); margin: 4px 0 10px; max-width: 900px; }
-table { border-collapse: collapse; margin: 6px 0 12px; }
-th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
-th { background: var(--soft); font-weight: 600; }
-table.summary td:not(:first-child) { text-align: right; white-space: nowrap; }
-.ci, .n, .id { color: var(--muted); font-size: 12px; }
-.na { color: #aab; }
-figure { display: inline-block; margin: 6px 16px 12px 0; vertical-align: top; }
-figure img { max-width: 100%; border: 1px solid var(--line); }
-figcaption { color: var(--muted); font-size: 12px; }
-details { margin: 6px 0; }
-summary { cursor: pointer; color: #3056d3; }
-.filters { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: center; background: var(--soft); padding: 8px 10px; border: 1px solid var(--line); }
-.filters select, .filters input[type=search] { font: inherit; padding: 2px 4px; }
-.count { color: var(--muted); }
-table.browser { width: 100%; table-layout: fixed; }
-table.browser th:nth-child(1) { width: 30%; } table.browser th:nth-child(2) { width: 11%; }
-table.browser th:nth-child(4) { width: 15%; }
-.ptext, .answer, .refl { white-space: pre-wrap; overflow-wrap: anywhere; }
-.refl { color: #4a5a7a; font-style: italic; border-left: 3px solid #9bb0e0; padding-left: 6px; margin-bottom: 4px; }
-.empty { color: #aab; }
-.meta { margin-top: 4px; }
-.tag { display: inline-block; font-size: 11px; background: #eef0f4; border-radius: 3px; padding: 0 5px; margin: 0 4px 2px 0; }
-.tag.safe { background: #e3f1e4; color: var(--ok); } .tag.unsafe { background: #fbe6e4; color: var(--bad); }
-.mode { color: var(--muted); font-size: 12px; }
-.badge { display: inline-block; font-size: 11px; border-radius: 3px; padding: 1px 6px; margin: 0 4px 3px 0; background: #eef0f4; }
-.badge.primary { font-size: 12px; font-weight: 600; }
-.badge.full_compliance { background: #e3f1e4; color: var(--ok); }
-.badge.full_refusal { background: #fbe6e4; color: var(--bad); }
-.badge.partial_refusal { background: #fff3d6; color: #8a5a00; }
-.badge.unparsed { background: #ececec; color: #555; }
-#more { margin-top: 8px; }
-code { background: var(--soft); padding: 0 3px; }
-"""
+def _asset(name: str) -> str:
+    """The page's JS, CSS and browser markup live as package files, inlined at render time."""
+    return (_ASSETS / name).read_text(encoding="utf-8")
 
 
 def render_html(root: Path) -> str:
@@ -649,7 +438,8 @@ def render_html(root: Path) -> str:
     nav_items = [("summary", "Summary"), ("gamma", "γ curves"), ("sources", "Sources"), ("compliance", "Compliance"),
                  ("types", "Types"), ("grid", "Grid"), ("attribution", "Attribution"), ("training", "Training"),
                  ("reflections", "Reflections"), ("timings", "Times"), ("prompts", "Every prompt")]
-    present = "".join(sections) + BROWSER_HTML
+    browser = _asset("browser.html")
+    present = "".join(sections) + browser
     nav = "".join(f'<a href="#{sid}" onclick="document.getElementById(\'{sid}\').scrollIntoView();return false;">'
                   f"{esc(t)}</a>" for sid, t in nav_items if f'id="{sid}"' in present)
     sub = (f"{len(m['models'])} models · modes {', '.join(m['modes'])} · judges {', '.join(m['judges'])} "
@@ -658,11 +448,11 @@ def render_html(root: Path) -> str:
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
             "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
-            f"<title>tbr report: {esc(root.resolve().name)}</title><style>{CSS}</style></head><body>"
+            f"<title>tbr report: {esc(root.resolve().name)}</title><style>{_asset('report.css')}</style></head><body>"
             f"<header><h1>tbr report: {esc(root.resolve().name)}</h1><div class=\"sub\">{esc(sub)}</div></header>"
-            f"<nav>{nav}</nav><main>{''.join(sections)}{BROWSER_HTML}</main>"
+            f"<nav>{nav}</nav><main>{''.join(sections)}{browser}</main>"
             f"<script type=\"application/json\" id=\"tbr-data\">{json_for_script(data)}</script>"
-            f"<script>{JS}</script></body></html>\n")
+            f"<script>{_asset('report.js')}</script></body></html>\n")
 
 
 def write_report_html(root: Path) -> Path:
