@@ -164,7 +164,8 @@ def build_table(runs: Sequence[Run], mode: str | None = None) -> Table:
     cols: list[tuple[Run, Column]] = []
     for run in runs:
         m = _pick_mode(run, mode)
-        labels = list(run.metrics["models"])
+        from tbr.report import ordered_labels
+        labels = ordered_labels(run.metrics)
         labels += [lab for lab in (run.general or {}) if lab not in labels]   # general-only models
         for lab in labels:
             cols.append((run, Column(run=run.name, label=lab, judge=run.metrics["primary_judge"], mode=m)))

@@ -21,6 +21,16 @@ def _fmt(r: dict[str, Any] | None) -> str:
     return s + ")"
 
 
+def ordered_labels(m: dict[str, Any]) -> list[str]:
+    """Models in reading order: untouched first, then baselines, then TBR cells (metrics.json
+    stores them sorted by name, which would put 'baseline' before 'untouched')."""
+    def rank(lab: str) -> tuple[int, str]:
+        tail = lab.split(":")[-1]
+        return (0 if tail.endswith("untouched") else 1 if tail.startswith("baseline") else 2, lab)
+    cells = m.get("cells", {})
+    return sorted(m["models"], key=lambda lab: (rank(lab)[0], cells.get(lab, {}).get("gamma", 0.0), lab))
+
+
 def stage_timings(root: Path) -> dict[str, float]:
     out = {}
     for m in sorted(root.glob("*/manifest.json")) + sorted(root.glob("*/*/manifest.json")):
@@ -50,7 +60,7 @@ def write_report(root: Path) -> Path:
 
     from tbr import plots
     pj = m["primary_judge"]
-    labels = list(m["models"])
+    labels = ordered_labels(m)
     lines = [f"# tbr report: {root.name}", "",
              f"Compliance rate (CR) = full compliance / judged prompts, with Wilson 95% intervals. "
              f"Primary judge: `{pj}`. Unparsed judgements are counted apart, never as refusals. "

@@ -371,7 +371,8 @@ def browser_data(root: Path, m: Mapping[str, Any]) -> dict[str, Any]:
     """Prompts once, then one row per (model, mode, prompt): response, reflection, each judge's label."""
     from tbr.pipeline import _safe
     judges = list(m["judges"])
-    models = list(m["models"])
+    from tbr.report import ordered_labels
+    models = ordered_labels(dict(m))
     ep = root / "data" / "eval.jsonl"
     prompts: list[dict[str, Any]] = []
     pidx: dict[str, int] = {}
