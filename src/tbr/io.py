@@ -135,6 +135,17 @@ def _type_name(types: tuple[type, ...]) -> str:
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 
+def parse_jsonl_line(text: str, path: Path | str, n: int) -> dict[str, Any]:
+    """One JSONL line as an object; errors name the file and line."""
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TbrError(f"not valid JSON ({e.msg}, column {e.colno})", path=path, line=n) from None
+    if not isinstance(row, dict):
+        raise TbrError("expected a JSON object per line", path=path, line=n)
+    return row
+
+
 def iter_jsonl(path: Path | str, schema: Schema | None = None,
                nonempty: Iterable[str] = ()) -> Iterator[dict[str, Any]]:
     """Rows of a JSONL file, each checked against `schema`; errors name file, line and field."""
@@ -150,12 +161,7 @@ def iter_jsonl(path: Path | str, schema: Schema | None = None,
                 raise TbrError(f"not valid UTF-8 (byte {e.start})", path=path, line=n) from None
             if not text.strip():
                 continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise TbrError(f"not valid JSON ({e.msg}, column {e.colno})", path=path, line=n) from None
-            if not isinstance(row, dict):
-                raise TbrError("expected a JSON object per line", path=path, line=n)
+            row = parse_jsonl_line(text, path, n)
             if schema:
                 for field, types in schema.items():
                     if field not in row:

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 from tbr.data.registry import DEFAULT_REFUSAL, PUBLIC, Hub, PublicSet
 from tbr.errors import TbrError
+from tbr.io import parse_jsonl_line
 
 TABLE_SUFFIXES = (".jsonl", ".csv", ".json", ".parquet")
 TEXT_SUFFIXES = (*TABLE_SUFFIXES, ".txt")
@@ -91,13 +92,7 @@ def read_rows(path: str | Path) -> tuple[list[dict[str, Any]], list[int | None]]
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TbrError(f"not valid JSON ({e.msg}, column {e.colno})", path=path, line=n) from None
-            if not isinstance(row, dict):
-                raise TbrError("expected a JSON object per line", path=path, line=n)
-            rows.append(row)
+            rows.append(parse_jsonl_line(line, path, n))
             lines.append(n)
     elif suffix == ".csv":
         reader = csv.DictReader(io.StringIO(text, newline=""))

@@ -49,6 +49,11 @@ def _grams(text: str, ns: str, out: dict[int, float], weight: float = 1.0, bigra
     keys = [f"{ns}:{w}" for w in words]
     if bigrams:
         keys += [f"{ns}:{a} {b}" for a, b in zip(words, words[1:])]
+    _add(keys, out, weight)
+
+
+def _add(keys: list[str], out: dict[int, float], weight: float) -> None:
+    """Hashed keys into `out`, L2-normalised per group so long texts don't dominate."""
     if not keys:
         return
     v = weight / math.sqrt(len(keys))
@@ -60,12 +65,7 @@ def _grams(text: str, ns: str, out: dict[int, float], weight: float = 1.0, bigra
 def _chars(text: str, ns: str, out: dict[int, float], weight: float = 1.0) -> None:
     t = " " + " ".join(_WORD.findall(text.lower()[:160])) + " "
     keys = [f"{ns}:{t[i:i + n]}" for n in (3, 4, 5) for i in range(len(t) - n + 1)]
-    if not keys:
-        return
-    v = weight / math.sqrt(len(keys))
-    for k in keys:
-        i = _idx(k)
-        out[i] = out.get(i, 0.0) + v
+    _add(keys, out, weight)
 
 
 def _dense(out: dict[int, float], name: str, value: float = 1.0) -> None:
