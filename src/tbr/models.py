@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -68,19 +66,10 @@ def _materialize(name: str, entry: BundledGGUF) -> Path:
     model.hf_quantizer = None  # lets save_pretrained write the dequantized weights
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
-    try:
+    from tbr.io import atomic_dir
+    with atomic_dir(target) as tmp:  # a kill mid-save leaves no half-written cache
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        from tbr.io import publish_mode
-        publish_mode(tmp)  # mkdtemp made it 0700
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 
