@@ -93,12 +93,12 @@ def evaluate_run(root: Path, out_dir: Path, labels: Sequence[str], eval_rows: li
                     for pl in ("safe", "unsafe"):
                         primary[(lab, mode, pl)] = {r["id"]: r["label"] for r in sub if r["prompt_label"] == pl}
     pairs = []
-    base_labels = [lab for lab in labels if lab.endswith("untouched")]
-    trained = [lab for lab in labels if lab not in base_labels]
-    baselines = [lab for lab in trained if lab.split(":")[-1].startswith("baseline")]
+    trained = [lab for lab in labels if lab in cells]           # every other label is an untouched model
+    base_labels = [lab for lab in labels if lab not in cells]
+    baselines = [lab for lab in trained if cells[lab].gamma == 0.0]
     for mode in cfg.generate.modes:
         wanted = [(b, t) for b in base_labels for t in trained]
-        wanted += [(b, t) for b in baselines for t in trained if t not in baselines and _same_group(b, t)]
+        wanted += [(b, t) for b in baselines for t in trained if t not in baselines and (cells[b].model, cells[b].seed) == (cells[t].model, cells[t].seed)]
         for a, b in wanted:
             for pl in ("safe", "unsafe"):
                 if (a, mode, pl) in primary and (b, mode, pl) in primary:
@@ -113,13 +113,3 @@ def evaluate_run(root: Path, out_dir: Path, labels: Sequence[str], eval_rows: li
                              "unsafe": sum(r["label"] == "unsafe" for r in eval_rows)}}
     atomic_write_json(Path(out_dir) / "metrics.json", metrics)
     return {"models": len(labels), "pairs": len(pairs)}
-
-
-def _same_group(a: str, b: str) -> bool:
-    """Baseline and TBR cells compare within the same model and seed."""
-    pa, pb = a.split(":"), b.split(":")
-    if (pa[0] if len(pa) > 1 else "") != (pb[0] if len(pb) > 1 else ""):
-        return False
-    sa = a.rsplit("-s", 1)[1] if "-s" in a and a.rsplit("-s", 1)[1].isdigit() else ""
-    sb = b.rsplit("-s", 1)[1] if "-s" in b and b.rsplit("-s", 1)[1].isdigit() else ""
-    return sa == sb
