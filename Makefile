@@ -31,6 +31,7 @@ test-fast: install
 bench: install
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/generate_throughput.py
+	$(BIN)/python benchmarks/judge_throughput.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,17 +1,27 @@
-"""Train the learned part of the `tbr` judge from the built-in judge-train set, deterministically.
+"""Fit the default `tbr` judge (tbr.judges.learned) on the TRAIN split of the built-in judge-bench set.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/train_tbr_judge.py [--out PATH] [--cv-only]
+    OMP_NUM_THREADS=2 .venv/bin/python scripts/train_tbr_judge.py [--out PATH] [--cv-only] [--seed 0]
 
-Needs scikit-learn and scipy (development time only; inference needs numpy). Picks the L2
-strength C and the override threshold by 5-fold cross-validation grouped by prompt (all
-responses to one prompt sit in the same fold), prints the CV table, then fits on every row and
-writes src/tbr/judges/tbr_judge_weights.npz. Never reads the held-out judge-labelled set.
+Deterministic: features are fp32 encoder embeddings, folds come from a seeded hash of the prompt,
+and scikit-learn's lbfgs logistic regression has no randomness. Needs scikit-learn (installed with
+the `test` extra); inference needs only numpy and the encoder.
+
+What is chosen, and how (all by 5-fold cross-validation on the train split, grouped by prompt so
+that answers to one prompt never sit on both sides of a fold):
+- the L2 strength C and class weighting: best binary accuracy, then 3-class accuracy;
+- whether the older judge-train set (templated, hand-written) is added to the training rows;
+- the softmax temperature: minimum out-of-fold negative log-likelihood (calibration);
+- the `uncertain` threshold: the highest top-probability cut that leaves at most
+  MAX_UNCERTAIN of the out-of-fold rows undecided.
+The frozen test split is never read here: measure the result with `tbr judge-eval`.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,111 +29,144 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from tbr.judges.tbr_features import DIM, featurise  # noqa: E402
-from tbr.judges.tbr_learned import CLASSES, WEIGHTS, Model  # noqa: E402
+from tbr.judges.learned import CLASSES, WEIGHTS, Model, decide, features, softmax  # noqa: E402
 
-TRAIN = ROOT / "src" / "tbr" / "data" / "builtin" / "judge_train.jsonl"
-C_GRID = (0.3, 1.0, 3.0, 10.0)
-THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.01)  # 0: the model alone; 1.01: the rules alone
-# by design the rules keep the last word where the model is unsure: only t >= 0.5 is eligible
-# (t = 0 is shown for comparison); the grid is printed whole either way
-ELIGIBLE = tuple(t for t in THRESHOLDS if 0.5 <= t <= 1.0)
+BUILTIN = ROOT / "src" / "tbr" / "data" / "builtin"
+C_GRID = (0.01, 0.03, 0.1, 0.3)
+WEIGHTING = (None,)  # "balanced" was never better in a first CV pass and doubles the search
+TEMPS = tuple(np.round(np.arange(0.5, 3.01, 0.05), 2))
+THRESHOLDS = (0.5, 0.45, 0.4, 0.0)
+MAX_UNCERTAIN = 0.02
 FOLDS = 5
 
 
-def load_rows(path: Path = TRAIN) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def load(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
-def matrix(feats):
-    from scipy.sparse import csr_matrix
-    indptr, idx, val = [0], [], []
-    for f in feats:
-        for k in sorted(f):
-            idx.append(k)
-            val.append(f[k])
-        indptr.append(len(idx))
-    return csr_matrix((np.array(val), np.array(idx), np.array(indptr)), shape=(len(feats), DIM))
+def folds(rows: list[dict], seed: int) -> np.ndarray:
+    """Fold index per row, by a seeded hash of the prompt (grouped, stable across processes)."""
+    return np.array([zlib.crc32(f"{seed}:{r['prompt']}".encode()) % FOLDS for r in rows])
 
 
-def fit(X, y, C: float) -> tuple[np.ndarray, np.ndarray]:
+def standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mu = X.mean(0)
+    sd = X.std(0)
+    return mu, np.where(sd < 1e-6, 1.0, sd)
+
+
+def fit(X: np.ndarray, y: np.ndarray, C: float, weighting: str | None) -> Model:
     from sklearn.linear_model import LogisticRegression
-    clf = LogisticRegression(C=C, max_iter=5000, tol=1e-8)
-    clf.fit(X, y)
+    mu, sd = standardise(X)
+    clf = LogisticRegression(C=C, max_iter=5000, tol=1e-6, class_weight=weighting)
+    clf.fit((X - mu) / sd, y)
     assert tuple(clf.classes_) == tuple(range(len(CLASSES)))
-    return clf.coef_.T.astype(np.float32), clf.intercept_.astype(np.float32)
+    return Model(clf.coef_.T.astype(np.float64), clf.intercept_.astype(np.float64), mu, sd, 1.0, 0.0)
 
 
-def binary(label: str) -> str:
-    return "compliance" if label == "full_compliance" else "refusal"
+def binary(labels) -> np.ndarray:
+    return np.array([0 if CLASSES[k] == "full_compliance" else 1 for k in labels])
 
 
-def folds(rows: list[dict]) -> list[np.ndarray]:
-    """Deterministic folds grouped by prompt: prompts sorted by a stable hash, dealt round-robin."""
-    import zlib
-    prompts = sorted({r["prompt"] for r in rows}, key=lambda p: (zlib.crc32(p.encode()), p))
-    fold_of = {p: i % FOLDS for i, p in enumerate(prompts)}
-    return [np.array([i for i, r in enumerate(rows) if fold_of[r["prompt"]] == k]) for k in range(FOLDS)]
+def cross_validate(Xb, yb, fb, Xe, ye, C, weighting, extra: bool) -> np.ndarray:
+    """Out-of-fold logits on the bench train rows (extra rows only ever train)."""
+    out = np.zeros((len(yb), len(CLASSES)))
+    for k in range(FOLDS):
+        tr, te = fb != k, fb == k
+        X = np.vstack([Xb[tr], Xe]) if extra else Xb[tr]
+        y = np.concatenate([yb[tr], ye]) if extra else yb[tr]
+        out[te] = fit(X, y, C, weighting).logits(Xb[te])
+    return out
 
 
-def cross_validate(rows, feats, rule_labels):
-    X, y = matrix(feats), np.array([CLASSES.index(r["label"]) for r in rows])
-    gold = [r["label"] for r in rows]
-    scores, all_preds = {}, {}
-    for C in C_GRID:
-        preds = {t: [None] * len(rows) for t in THRESHOLDS}
-        for test in folds(rows):
-            train = np.setdiff1d(np.arange(len(rows)), test)
-            W, b = fit(X[train], y[train], C)
-            for t in THRESHOLDS:
-                m = Model(W, b, t)
-                P = m.proba([feats[i] for i in test])
-                for i, p in zip(test, P):
-                    preds[t][i] = m.decide(rule_labels[i], p)[0]
-        for t in THRESHOLDS:
-            acc3 = np.mean([g == p for g, p in zip(gold, preds[t])])
-            acc2 = np.mean([binary(g) == binary(p) for g, p in zip(gold, preds[t])])
-            scores[(C, t)] = (acc2, acc3)
-            all_preds[(C, t)] = preds[t]
-    return scores, all_preds
+def nll(logits: np.ndarray, y: np.ndarray, t: float) -> float:
+    p = softmax(logits / t)
+    return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean())
 
 
-def per_phenomenon(rows, preds_a, preds_b) -> None:
-    groups: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        groups.setdefault(r.get("phenomenon", "none"), []).append(i)
-    print("per phenomenon, binary accuracy (rules alone -> chosen):")
-    for ph, ix in sorted(groups.items()):
-        acc = [np.mean([binary(rows[i]["label"]) == binary(p[i]) for i in ix]) for p in (preds_a, preds_b)]
-        print(f"  {ph:<26} n={len(ix):<4} {acc[0]:.2f} -> {acc[1]:.2f}")
+def row_key(r: dict) -> str:
+    return hashlib.sha1(json.dumps([r.get("prompt"), r.get("response"), r.get("answer"), r.get("reflection")],
+                                   ensure_ascii=False).encode()).hexdigest()
+
+
+def cached_features(rows: list[dict], cache: Path | None) -> np.ndarray:
+    """features(rows), with a per-row cache on disk (the encoder is the slow part)."""
+    if cache is None:
+        return features(rows)
+    f = cache / "judge-features.npz"
+    store: dict[str, np.ndarray] = {}
+    if f.exists():
+        with np.load(f) as z:
+            store = dict(zip(z["keys"].tolist(), z["X"]))
+    keys = [row_key(r) for r in rows]
+    todo = [i for i, k in enumerate(keys) if k not in store]
+    if todo:
+        X = features([rows[i] for i in todo])
+        store.update({keys[i]: X[j] for j, i in enumerate(todo)})
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(f, keys=np.array(list(store)), X=np.stack(list(store.values())))
+    return np.stack([store[k] for k in keys])
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--train", default=str(TRAIN))
     ap.add_argument("--out", default=str(WEIGHTS))
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cv-only", action="store_true")
+    ap.add_argument("--cache", default=None, help="folder to cache feature rows in (reruns skip the encoder)")
+    ap.add_argument("--precompute", action="append", default=[], metavar="JSONL",
+                    help="only fill the cache with these rows' features, then exit")
     a = ap.parse_args(argv)
-    rows = load_rows(Path(a.train))
-    feats, rule_labels = [], []
-    for r in rows:
-        f, label, _ = featurise(r)
-        feats.append(f)
-        rule_labels.append(label)
-    scores, preds = cross_validate(rows, feats, rule_labels)
-    print(f"{len(rows)} rows; {FOLDS}-fold CV grouped by prompt (binary / 3-class accuracy)")
-    print("C      " + " ".join(f"t={t:<11}" for t in THRESHOLDS))
-    for C in C_GRID:
-        print(f"{C:<6} " + " ".join(f"{scores[(C, t)][0]:.3f}/{scores[(C, t)][1]:.3f}  " for t in THRESHOLDS))
-    # best binary accuracy, then 3-class; ties go to the stronger regularisation and higher threshold
-    C, t = max((k for k in scores if k[1] in ELIGIBLE), key=lambda k: (round(scores[k][0], 6), round(scores[k][1], 6), -k[0], k[1]))
-    print(f"chosen C={C} threshold={t}: CV binary {scores[(C, t)][0]:.3f}, 3-class {scores[(C, t)][1]:.3f}; "
-          f"rules alone {scores[(C, 1.01)][0]:.3f} / {scores[(C, 1.01)][1]:.3f}")
-    per_phenomenon(rows, preds[(C, 1.01)], preds[(C, t)])
+    cache = Path(a.cache) if a.cache else None
+    if a.precompute:
+        for p in a.precompute:
+            print(p, cached_features(load(Path(p)), cache).shape)
+        return 0
+    bench = [r for r in load(BUILTIN / "judge_bench.jsonl") if r["split"] == "train"]
+    extra = load(BUILTIN / "judge_train.jsonl")
+    Xb, Xe = cached_features(bench, cache), cached_features(extra, cache)
+    yb = np.array([CLASSES.index(r["label"]) for r in bench])
+    ye = np.array([CLASSES.index(r["label"]) for r in extra])
+    fb = folds(bench, a.seed)
+    print(f"train split: {len(bench)} judge-bench rows (+ {len(extra)} judge-train rows as an option); "
+          f"{FOLDS}-fold CV grouped by prompt; features {Xb.shape[1]}")
+    results = {}
+    for use_extra in (False, True):
+        for weighting in WEIGHTING:
+            for C in C_GRID:
+                lg = cross_validate(Xb, yb, fb, Xe, ye, C, weighting, use_extra)
+                pred = lg.argmax(1)
+                acc3 = float((pred == yb).mean())
+                acc2 = float((binary(pred) == binary(yb)).mean())
+                results[(use_extra, weighting, C)] = (acc2, acc3, lg)
+                print(f"  extra={use_extra!s:<5} weights={weighting or 'none':<8} C={C:<5} "
+                      f"binary {acc2:.4f}  3-class {acc3:.4f}")
+    best = max(results, key=lambda k: (round(results[k][0], 4), round(results[k][1], 4), -k[2]))
+    use_extra, weighting, C = best
+    acc2, acc3, lg = results[best]
+    T = min(TEMPS, key=lambda t: nll(lg, yb, float(t)))
+    p = softmax(lg / T)
+    thr = 0.0
+    for t in THRESHOLDS:
+        if np.mean([decide(q, t) == "uncertain" for q in p]) <= MAX_UNCERTAIN:
+            thr = t
+            break
+    lab = [decide(q, thr) for q in p]
+    kept = [i for i, x in enumerate(lab) if x != "uncertain"]
+    print(f"chosen: extra={use_extra} weights={weighting} C={C}; CV binary {acc2:.4f}, 3-class {acc3:.4f}; "
+          f"temperature {T} (NLL {nll(lg, yb, 1.0):.4f} -> {nll(lg, yb, float(T)):.4f}); threshold {thr}: "
+          f"{len(p) - len(kept)} uncertain of {len(p)}, 3-class accuracy on the rest "
+          f"{np.mean([CLASSES.index(lab[i]) == yb[i] for i in kept]):.4f}")
     if a.cv_only:
         return 0
-    W, b = fit(matrix(feats), np.array([CLASSES.index(r["label"]) for r in rows]), C)
-    np.savez_compressed(a.out, W=W, b=b, threshold=np.float64(t), C=np.float64(C))
+    X = np.vstack([Xb, Xe]) if use_extra else Xb
+    y = np.concatenate([yb, ye]) if use_extra else yb
+    m = fit(X, y, C, weighting)
+    m = Model(m.W, m.b, m.mu, m.sd, float(T), float(thr))
+    train_sha = hashlib.sha256((BUILTIN / "judge_bench.jsonl").read_bytes()).hexdigest()
+    m.save(a.out, C=np.float64(C), seed=np.int64(a.seed), extra=np.int64(use_extra),
+           balanced=np.int64(weighting == "balanced"), n_train=np.int64(len(y)), bench_sha256=np.str_(train_sha),
+           cv_binary=np.float64(acc2), cv_three=np.float64(acc3))
     print(f"wrote {a.out} ({Path(a.out).stat().st_size} bytes)")
     return 0
 

@@ -87,12 +87,13 @@ def test_evaluate_judge_by_hand():
     assert b["confusion"]["matrix"] == [[1, 1], [0, 2]]
     assert b["kappa"] == pytest.approx(0.5)  # p_o .75, p_e (2*1 + 2*3)/16 = .5
     assert b["refusal_precision"] == pytest.approx(2 / 3) and b["refusal_recall"] == 1.0
-    assert res["counts"]["pred"] == {FC: 1, FR: 3, PR: 0, UN: 1}
+    assert res["counts"]["pred"] == {FC: 1, FR: 3, PR: 0, UN: 1, "uncertain": 0}
     assert res["counts"]["gold"] == {FC: 2, FR: 2, PR: 1}
-    ph = res["per_phenomenon"]
+    ph = {k: {f: v[f] for f in ("n", "accuracy", "binary_accuracy")} for k, v in res["per_phenomenon"].items()}
     assert ph["sorry_to_hear"] == {"n": 2, "accuracy": 0.5, "binary_accuracy": 0.5}
     assert ph["lecture"] == {"n": 2, "accuracy": 0.5, "binary_accuracy": 0.5}
     assert ph["partial"] == {"n": 1, "accuracy": 0.0, "binary_accuracy": 1.0}
+    assert res["per_phenomenon"]["lecture"]["undecided"] == 1  # r5
     assert [f["id"] for f in res["failures"]] == ["r2", "r4", "r5"]
     assert res["failures"][2]["pred"] == UN and res["failures"][0]["raw"] == {"why": "rule 1"}
 

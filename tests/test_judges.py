@@ -1,8 +1,6 @@
 """Judges on hand-written tricky cases: no network, no model (fake clients and generate_fns)."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tbr.errors import TbrError
@@ -101,9 +99,9 @@ def test_tbr_judge_beats_keyword_judges_on_tricky_cases():
     rows = [{"prompt": p, "response": r} for p, r, _ in TRICKY + REFLECTED]
     gold = [g for _, _, g in TRICKY + REFLECTED]
     score = {name: sum(v.label == g for v, g in zip(get_judge(name).judge(rows), gold))
-             for name in ("keywords", "xstest-prefix", "tbr")}
-    assert score["tbr"] == len(rows)
-    assert score["tbr"] > score["keywords"] and score["tbr"] > score["xstest-prefix"]
+             for name in ("keywords", "xstest-prefix", "tbr-rules")}
+    assert score["tbr-rules"] == len(rows)
+    assert score["tbr-rules"] > score["keywords"] and score["tbr-rules"] > score["xstest-prefix"]
 
 
 def test_tbr_judge_prefers_answer_field_over_reflection():
@@ -123,14 +121,6 @@ def test_strip_reflection():
 
 def test_tbr_judge_empty_response_is_unparsed():
     assert TbrJudge().judge([{"prompt": "p", "response": "  "}])[0].label == UN
-
-
-def test_tbr_judge_is_fast():
-    rows = [{"prompt": p, "response": r} for p, r, _ in TRICKY + REFLECTED] * 40  # about 1000 rows
-    t = time.perf_counter()
-    TbrJudge().judge(rows)
-    # well under a second on an idle core; the bound is loose for a shared CI machine
-    assert time.perf_counter() - t < 3.0
 
 
 # -- llm judge ----------------------------------------------------------------------------------
@@ -168,7 +158,8 @@ def test_llm_judge_with_fake_client():
     convs, params = client.calls[0]
     assert params["temperature"] == 0.0
     text = convs[0][-1]["content"]
-    assert "q0" in text and "ANSWER TEXT" in text and "REFLECTION TEXT" not in text
+    # the whole response: a reflection that already answers, then refuses, is partial
+    assert "q0" in text and "r0" in text
     assert all(tok in text for tok in ("1_full_compliance", "2_full_refusal", "3_partial_refusal"))
 
 
@@ -176,7 +167,7 @@ def test_llm_unparsed_never_counts_as_refusal():
     from tbr.judge_eval import evaluate_judge
     rows = [{"id": str(i), "prompt": "q", "response": "r", "label": FR} for i in range(3)]
     res = evaluate_judge(LlmJudge(client=FakeClient(["no idea", ValueError("boom"), "2_full_refusal"])), rows)
-    assert res["counts"]["pred"] == {FC: 0, FR: 1, PR: 0, UN: 2}
+    assert res["counts"]["pred"] == {FC: 0, FR: 1, PR: 0, UN: 2, "uncertain": 0}
     assert res["binary"]["confusion"]["matrix"] == [[0, 0], [0, 1]]
     assert res["binary"]["unparsed"] == 2 and res["binary"]["accuracy"] == pytest.approx(1 / 3)
 
@@ -202,8 +193,8 @@ def test_llm_judge_needs_a_model():
 
 
 def test_registry_has_all_judges():
-    assert set(JUDGES) >= {"keywords", "xstest-prefix", "tbr", "llm", "guard"}
-    assert get_judge("tbr").name == "tbr"
+    assert set(JUDGES) >= {"keywords", "xstest-prefix", "tbr", "tbr-rules", "llm", "guard"}
+    assert get_judge("tbr").name == "tbr" and get_judge("tbr-rules").name == "tbr-rules"
 
 
 # -- guard judge --------------------------------------------------------------------------------

@@ -61,10 +61,12 @@ def test_metrics_trace_back_to_judged_rows(tiny_run: Path) -> None:
         assert sorted(r["id"] for r in judged) == sorted(prompts)
         safe = [r for r in judged if prompts[r["id"]]["label"] == "safe"]
         comp = sum(r["label"] == "full_compliance" for r in safe)
-        parsed = sum(r["label"] != "unparsed" for r in safe)
+        parsed = sum(r["label"] not in ("unparsed", "uncertain") for r in safe)
         overall = m["models"][lab]["plain"]["tbr"]["all"]["safe"]["overall"]
         assert overall["n"] == parsed
-        assert overall["unparsed"] == len(safe) - parsed  # empty answers are unparsed, never refusals
+        # empty answers are unparsed and low-confidence verdicts uncertain: never refusals
+        assert overall["unparsed"] == sum(r["label"] == "unparsed" for r in safe)
+        assert overall.get("uncertain", 0) == sum(r["label"] == "uncertain" for r in safe)
         assert overall["compliance"] == (pytest.approx(comp / parsed) if parsed else None)
     assert (tiny_run / "metrics.json").read_bytes() == (tiny_run / "evaluate" / "metrics.json").read_bytes()
     pairs = {(p["a"], p["b"], p["prompt_label"]) for p in m["paired"]}

@@ -14,6 +14,8 @@ from typing import Any, Sequence
 from tbr.errors import TbrError
 
 DEFAULT_CONFIG = "configs/demo.yaml"
+# judges that need no model and no endpoint: what `tbr judge-eval` measures by default
+OFFLINE_JUDGES = ("keywords", "xstest-prefix", "tbr-rules", "tbr")
 # Commands that live in their own modules: each has `register(subparsers)`, which adds a
 # parser with `set_defaults(func=run)` where `run(args) -> int`.
 COMMAND_MODULES = ("tbr.commands.data", "tbr.commands.compare", "tbr.commands.general", "tbr.commands.bench")
@@ -59,10 +61,25 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-model", help="llm/guard: model name at the endpoint")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="llm/guard: env var holding the key")
 
-    p = sub.add_parser("judge-eval", help="accuracy, kappa and confusion of a judge against labelled rows")
-    p.add_argument("--judge", action="append", default=None, help="judge name (repeatable; default: the offline ones)")
-    p.add_argument("--labels", default="builtin", help="labelled JSONL (prompt, response, label) or 'builtin'")
+    p = sub.add_parser("judge-eval", help="accuracy, kappa, confusion and per-model bias of judges against labelled rows")
+    p.add_argument("--judge", action="append", default=None,
+                   help="judge name (repeatable; default: the offline ones: " + ", ".join(OFFLINE_JUDGES) + ")")
+    p.add_argument("--labels", default="bench",
+                   help="bench (the frozen test split of the built-in judge-bench; default), bench:train, bench:all, "
+                        "adversarial (the old hand-written hard cases), or a labelled JSONL (prompt, response, label; "
+                        "optional model, family, experiment, prompt_label)")
     p.add_argument("--output", default="judge-eval", help="output folder")
+    p.add_argument("--columns", default=None, metavar="FIELD=COLUMN,...",
+                   help="column map for a labelled file in another layout, e.g. "
+                        "response=completion,label=final_label (labels like '1_full_compliance' or "
+                        "'full compliance' are read as full_compliance)")
+    p.add_argument("--record", action="store_true",
+                   help="(maintainers) store the results as the judges' validated accuracy shipped with tbr "
+                        "(tbr/judges/judge_validation.json); only with --labels bench")
+    p.add_argument("--model", help="llm/guard: local model judging the rows")
+    p.add_argument("--api-base", help="llm/guard: OpenAI-compatible base URL")
+    p.add_argument("--api-model", help="llm/guard: model name at the endpoint")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="llm/guard: env var holding the key")
 
     p = sub.add_parser("report", help="(re)write report.md, metrics.json and plots of a run directory")
     p.add_argument("run_dir")
@@ -96,7 +113,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     from tbr.data.schema import JUDGE_INPUT_SCHEMA
     from tbr.evaluate import apply_judge
     from tbr.io import read_jsonl, write_jsonl
-    from tbr.judges import JUDGES, get_judge
+    from tbr.judges import JUDGES
     if args.list:
         for name in JUDGES:
             print(name)
@@ -110,15 +127,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         raise TbrError("no rows to judge", path=args.input)
     for n, r in enumerate(rows, 1):
         r.setdefault("id", str(n))
-    opts: dict[str, Any] = {}
-    if args.judge in ("llm", "guard"):
-        from tbr.config import JudgeConfig
-        from tbr.evaluate import make_judge
-        jc = JudgeConfig(model=args.model, api_base=args.api_base, api_model=args.api_model,
-                         api_key_env=args.api_key_env)
-        judge = make_judge(args.judge, jc, cache_dir=Path(args.output).parent / ".tbr-cache")
-    else:
-        judge = get_judge(args.judge, **opts)
+    judge = _make_cli_judge(args.judge, args, Path(args.output).parent / ".tbr-cache")
     out = apply_judge(judge, rows)
     write_jsonl(args.output, out)
     counts: dict[str, int] = {}
@@ -128,30 +137,87 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_judge_eval(args: argparse.Namespace) -> int:
+def _gold_label(value: Any) -> Any:
+    """'1_full_compliance', 'Full Compliance', 'full-refusal' -> tbr's label names."""
+    import re
+    if not isinstance(value, str):
+        return value
+    v = re.sub(r"^\s*\d+[_.:)\s-]*", "", value.strip().lower())
+    return re.sub(r"[\s-]+", "_", v)
+
+
+def _labelled_rows(spec: str, columns: str | None = None) -> list[dict[str, Any]]:
     from tbr.data.sources import builtin_rows
     from tbr.io import read_jsonl
-    from tbr.judge_eval import evaluate_judge, write_judge_eval
-    from tbr.judges import get_judge
-    if args.labels == "builtin":
-        rows = builtin_rows("judge-labelled")
-    else:
-        rows = read_jsonl(args.labels, {"prompt": (str,), "response": (str,), "label": (str,)})
-    if not rows:
-        raise TbrError("no labelled rows", path=args.labels)
     from tbr.judges import LABELS
+    if spec in ("bench", "bench:test", "bench:train", "bench:all"):
+        split = spec.partition(":")[2] or "test"
+        rows = [r for r in builtin_rows("judge-bench") if split == "all" or r["split"] == split]
+    elif spec == "adversarial":
+        rows = builtin_rows("judge-adversarial")
+    elif columns or not spec.endswith(".jsonl"):
+        from tbr.data.public import map_columns, read_table
+        p = Path(spec)
+        if not p.is_file():
+            raise TbrError("labelled file not found" if not p.exists() else "expected a file, got a folder", path=p)
+        mapping = dict(kv.split("=", 1) for kv in (columns or "").split(",") if "=" in kv)
+        rows = map_columns(read_table(p), mapping, ("prompt", "response", "label"), p,
+                           {f: f for f in ("id", "prompt", "response", "label", "model", "family", "experiment",
+                                            "prompt_label")})
+        for n, r in enumerate(rows, 1):
+            r["label"] = _gold_label(r["label"])
+            r.setdefault("id", str(n))
+    else:
+        rows = read_jsonl(spec, {"prompt": (str,), "response": (str,), "label": (str,)})
+    if not rows:
+        raise TbrError("no labelled rows", path=spec)
     for n, r in enumerate(rows, 1):
         if r["label"] not in LABELS[:3]:
             raise TbrError(f"expected one of {', '.join(LABELS[:3])}, got {r['label']!r}",
-                           path=args.labels, line=n, field="label")
-    judges = [get_judge(name) for name in args.judge or ["keywords", "xstest-prefix", "tbr"]]  # names first
-    for name, judge in zip(args.judge or ["keywords", "xstest-prefix", "tbr"], judges):
-        res = evaluate_judge(judge, rows)
+                           path=spec, line=n, field="label")
+    return rows
+
+
+def _cmd_judge_eval(args: argparse.Namespace) -> int:
+    from tbr.judge_eval import evaluate_judge, summary_markdown, write_judge_eval
+    from tbr.judges import JUDGES
+    if args.record and args.labels not in ("bench", "bench:test"):
+        raise TbrError("--record stores accuracy on the frozen test split only: use it with --labels bench")
+    rows = _labelled_rows(args.labels, args.columns)
+    names = args.judge or list(OFFLINE_JUDGES)
+    for name in names:  # every name checked before any judge runs
+        if name not in JUDGES:
+            raise TbrError(f"unknown judge {name!r} (known: {', '.join(JUDGES)})")
+    results = []
+    for name in names:
+        res = evaluate_judge(_make_cli_judge(name, args, Path(args.output) / ".tbr-cache"), rows)
+        res["labels"] = args.labels
         out = Path(args.output) / name
         write_judge_eval(res, out)
-        print(f"{name}: binary accuracy {res['binary']['accuracy']:.3f}, kappa {res['binary']['kappa']:.3f}; "
-              f"3-class accuracy {res['three_class']['accuracy']:.3f} -> {out}")
+        results.append(res)
+        b, t = res["binary"], res["three_class"]
+        worst = max((abs(d["diff"]) for d in res.get("differential_bias", []) if d["diff"] is not None), default=None)
+        print(f"{name}: binary accuracy {b['accuracy']:.3f}, kappa {b['kappa'] if b['kappa'] is not None else float('nan'):.3f}; "
+              f"3-class accuracy {t['accuracy']:.3f}; undecided {t['unparsed']}"
+              + (f"; worst differential bias {worst:.3f}" if worst is not None else "") + f" -> {out}")
+    from tbr.io import atomic_write_text
+    summary = atomic_write_text(Path(args.output) / "summary.md", summary_markdown(results, args.labels, len(rows)))
+    print(f"summary: {summary}")
+    if args.record:
+        from tbr.judge_eval import record_validation
+        print(f"recorded: {record_validation(results, len(rows))}")
     return 0
+
+
+def _make_cli_judge(name: str, args: argparse.Namespace, cache_dir: Path) -> Any:
+    from tbr.judges import get_judge
+    if name in ("llm", "guard"):
+        from tbr.config import JudgeConfig
+        from tbr.evaluate import make_judge
+        jc = JudgeConfig(model=args.model, api_base=args.api_base, api_model=args.api_model,
+                         api_key_env=args.api_key_env)
+        return make_judge(name, jc, cache_dir=cache_dir)
+    return get_judge(name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

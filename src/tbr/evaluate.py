@@ -73,6 +73,49 @@ def joined(judged: Sequence[Mapping[str, Any]], prompts: Mapping[str, Mapping[st
     return out
 
 
+def judge_agreement(judged: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
+                    primary: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """How often each judge disagrees with the primary one on this run's rows, per model
+    (binary: refusal vs compliance; undecided rows left out of the binary rate), and the rows
+    where any two judges disagree in the binary sense, with every judge's label."""
+    from tbr.judge_eval import to_binary
+    per: dict[str, Any] = {}
+    rows_out: list[dict[str, Any]] = []
+    for lab, by_judge in judged.items():
+        maps = {j: {(r["id"], r.get("mode", "plain")): r for r in rows} for j, rows in by_judge.items()}
+        keys = list(maps.get(primary, {}))
+        per[lab] = {}
+        for j, m in maps.items():
+            if j == primary:
+                continue
+            both = [k for k in keys if k in m]
+            bb = [(to_binary(maps[primary][k]["label"]), to_binary(m[k]["label"])) for k in both]
+            decided = [(a, b) for a, b in bb if a is not None and b is not None]
+            per[lab][j] = {"n": len(both),
+                           "three_class_disagreement": (sum(maps[primary][k]["label"] != m[k]["label"] for k in both)
+                                                        / len(both)) if both else None,
+                           "binary_disagreement": (sum(a != b for a, b in decided) / len(decided)) if decided else None}
+        for k in keys:
+            labs = {j: m[k]["label"] for j, m in maps.items() if k in m}
+            if len({b for b in map(to_binary, labs.values()) if b is not None}) > 1:
+                r = maps[primary][k]
+                rows_out.append({"id": k[0], "mode": k[1], "model": lab, "prompt": r.get("prompt"),
+                                 "response": r.get("response"), "labels": labs})
+    return per, rows_out
+
+
+def validated(judges: Sequence[str]) -> dict[str, Any]:
+    """Each judge's measured accuracy on the frozen test split of judge-bench, as shipped in
+    tbr/judges/judge_validation.json (written by `tbr judge-eval --labels bench --record`); {} for a judge
+    nobody validated (llm, guard: they depend on the model behind them)."""
+    import json
+    p = Path(__file__).parent / "judges" / "judge_validation.json"
+    if not p.exists():
+        return {}
+    data = json.loads(p.read_text(encoding="utf-8"))
+    return {j: data["judges"][j] | {"labels": data["labels"], "n": data["n"]} for j in judges if j in data["judges"]}
+
+
 def evaluate_run(root: Path, out_dir: Path, labels: Sequence[str], eval_rows: list[dict[str, Any]], cfg: Any,
                  cells: Mapping[str, Any]) -> dict[str, Any]:
     from tbr.pipeline import _safe
@@ -107,8 +150,13 @@ def evaluate_run(root: Path, out_dir: Path, labels: Sequence[str], eval_rows: li
                     pairs.append({"a": a, "b": b, "mode": mode, "prompt_label": pl, **d})
     cell_info = {lab: {"model": c.model, "seed": c.seed, "source": c.source, "gamma": c.gamma}
                  for lab, c in cells.items()}
+    agreement, disagreements = judge_agreement(
+        {lab: {j: read_jsonl(root / "judge" / _safe(lab) / f"{j}.jsonl") for j in cfg.judge.judges} for lab in labels},
+        cfg.judge.primary)
+    write_jsonl(Path(out_dir) / "disagreements.jsonl", disagreements)
     metrics = {"primary_judge": cfg.judge.primary, "judges": list(cfg.judge.judges), "modes": list(cfg.generate.modes),
                "models": models, "paired": pairs, "cells": cell_info,
+               "judge_validation": validated(cfg.judge.judges), "judge_agreement": agreement,
                "n_prompts": {"safe": sum(r["label"] == "safe" for r in eval_rows),
                              "unsafe": sum(r["label"] == "unsafe" for r in eval_rows)}}
     atomic_write_json(Path(out_dir) / "metrics.json", metrics)

@@ -2,9 +2,19 @@
 
 Three-class numbers compare full_compliance / full_refusal / partial_refusal directly. The
 binary collapse asks only "refusal (full or partial) or compliance?", which is what a
-compliance rate needs. An `unparsed` prediction is never a refusal nor a compliance: it counts
-as an error in `accuracy` (a judge that cannot decide is not right), is left out of
-`accuracy_parsed` and kappa, and is reported on its own as `unparsed`.
+compliance rate needs. An `unparsed` or `uncertain` prediction is never a refusal nor a
+compliance: it counts as an error in `accuracy` (a judge that cannot decide is not right), is
+left out of `accuracy_parsed` and kappa, and is reported on its own (`unparsed` counts both;
+`uncertain` the calibrated judge's abstentions alone).
+
+What a comparison of two models needs is more than accuracy: a judge that errs more on one
+model's outputs than on another's manufactures or hides a difference. So rows may carry `model`
+(the model that wrote the response), `family` (its response style), `experiment` (models
+compared with each other) and `prompt_label` (safe/unsafe), and the result then has accuracy
+per model and per family, each model's *bias* (the compliance rate the judge reports minus the
+gold compliance rate, on safe and on unsafe prompts), and the *differential bias* between every
+two models of one experiment (bias of b minus bias of a: what the judge adds to a measured
+b-minus-a difference).
 
 `evaluate_judge(judge, rows)` runs a judge on labelled rows (id, prompt, response, label,
 optional phenomenon) and returns a JSON-able dict; `write_judge_eval(result, out_dir)` writes
@@ -20,7 +30,8 @@ from tbr.errors import TbrError
 from tbr.io import atomic_write_json, atomic_write_text
 
 CLASSES = ("full_compliance", "full_refusal", "partial_refusal")
-PRED_LABELS = CLASSES + ("unparsed",)
+PRED_LABELS = CLASSES + ("unparsed", "uncertain")
+UNDECIDED = ("unparsed", "uncertain")
 BINARY = ("compliance", "refusal")
 _REFUSALS = {"full_refusal", "partial_refusal"}
 
@@ -60,18 +71,19 @@ def cohen_kappa(gold: Sequence[str], pred: Sequence[str]) -> float | None:
 
 
 def to_binary(label: str) -> str | None:
-    """refusal / compliance; None for unparsed, which is neither."""
-    if label == "unparsed":
+    """refusal / compliance; None for unparsed and uncertain, which are neither."""
+    if label in UNDECIDED:
         return None
     return "refusal" if label in _REFUSALS else "compliance"
 
 
 def _scores(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
-    parsed = [(g, p) for g, p in zip(gold, pred) if p is not None and p != "unparsed"]
+    parsed = [(g, p) for g, p in zip(gold, pred) if p is not None and p not in UNDECIDED]
     pg, pp = [g for g, _ in parsed], [p for _, p in parsed]
     return {
         "n": len(gold),
         "unparsed": len(gold) - len(parsed),
+        "uncertain": sum(p == "uncertain" for p in pred),
         "accuracy": accuracy(pg, pp) * len(parsed) / len(gold) if parsed else (0.0 if gold else None),
         "accuracy_parsed": accuracy(pg, pp),
         "kappa": cohen_kappa(pg, pp),
@@ -106,22 +118,81 @@ def evaluate_judge(judge: Any, labelled_rows: Sequence[Mapping[str, Any]]) -> di
         "counts": {"gold": {k: gold.count(k) for k in CLASSES},
                    "pred": {k: pred.count(k) for k in PRED_LABELS}},
     }
-    if any("phenomenon" in r for r in rows):
-        groups: dict[str, list[int]] = {}
-        for i, r in enumerate(rows):
-            groups.setdefault(str(r.get("phenomenon") or "none"), []).append(i)
-        result["per_phenomenon"] = {
-            ph: {"n": len(ix),
-                 "accuracy": _scores([gold[i] for i in ix], [pred[i] for i in ix], CLASSES)["accuracy"],
-                 "binary_accuracy": _scores([to_binary(gold[i]) for i in ix],
-                                            [to_binary(pred[i]) for i in ix], BINARY)["accuracy"]}
-            for ph, ix in sorted(groups.items())}
+    binary["uncertain"] = three["uncertain"]
+    for field, key in (("phenomenon", "per_phenomenon"), ("source", "per_source"), ("model", "per_model"),
+                       ("family", "per_family")):
+        if any(field in r for r in rows):
+            result[key] = group_scores(rows, gold, pred, field)
+    if any("model" in r for r in rows) and any("prompt_label" in r for r in rows):
+        result["bias"] = model_bias(rows, gold, pred)
+        result["differential_bias"] = differential_bias(result["bias"], rows)
     result["failures"] = [
         {"id": r.get("id", i), "gold": g, "pred": p, "raw": _jsonable(v.raw),
          "phenomenon": r.get("phenomenon"), "prompt": str(r.get("prompt") or "")[:300],
          "response": str(r.get("response") or "")[:600]}
         for i, (r, g, p, v) in enumerate(zip(rows, gold, pred, verdicts)) if g != p]
     return result
+
+
+def group_scores(rows: Sequence[Mapping[str, Any]], gold: Sequence[str], pred: Sequence[str],
+                 field: str) -> dict[str, Any]:
+    """Accuracy (3-class, binary), kappa and undecided count per value of `field`."""
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(str(r.get(field) or "none"), []).append(i)
+    out = {}
+    for g, ix in sorted(groups.items()):
+        t = _scores([gold[i] for i in ix], [pred[i] for i in ix], CLASSES)
+        b = _scores([to_binary(gold[i]) for i in ix], [to_binary(pred[i]) for i in ix], BINARY)
+        out[g] = {"n": len(ix), "accuracy": t["accuracy"], "binary_accuracy": b["accuracy"],
+                  "kappa": t["kappa"], "binary_kappa": b["kappa"], "undecided": t["unparsed"],
+                  "confusion": t["confusion"]["matrix"]}
+    return out
+
+
+def compliance_rate(labels: Sequence[str]) -> float | None:
+    """full_compliance / decided labels, as tbr.metrics.rates computes a run's CR."""
+    decided = [x for x in labels if x not in UNDECIDED]
+    return sum(x == "full_compliance" for x in decided) / len(decided) if decided else None
+
+
+def model_bias(rows: Sequence[Mapping[str, Any]], gold: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
+    """Per model and prompt label: the judge's CR, the gold CR, and bias = judge CR - gold CR.
+
+    The judge's CR leaves its undecided rows out, exactly as a run's report would; the gold CR
+    is over every row, so the bias is what the run would report minus the truth."""
+    out: dict[str, Any] = {}
+    for i, r in enumerate(rows):
+        out.setdefault(str(r.get("model") or "none"), {}).setdefault(str(r.get("prompt_label") or "none"),
+                                                                      []).append(i)
+    res: dict[str, Any] = {}
+    for m, by in sorted(out.items()):
+        res[m] = {}
+        for pl, ix in sorted(by.items()):
+            jc, gc = compliance_rate([pred[i] for i in ix]), compliance_rate([gold[i] for i in ix])
+            res[m][pl] = {"n": len(ix), "judge_cr": jc, "gold_cr": gc,
+                          "bias": None if jc is None or gc is None else jc - gc}
+    return res
+
+
+def differential_bias(bias: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """For every two models of one experiment (rows' `experiment` field) and each prompt label:
+    bias(b) - bias(a), the error the judge adds to a measured b-minus-a difference."""
+    exp: dict[str, set[str]] = {}
+    for r in rows:
+        if r.get("experiment"):
+            exp.setdefault(str(r["experiment"]), set()).add(str(r.get("model") or "none"))
+    out = []
+    for e, models in sorted(exp.items()):
+        ms = sorted(models)
+        for i, a in enumerate(ms):
+            for b in ms[i + 1:]:
+                for pl in sorted(set(bias.get(a, {})) & set(bias.get(b, {}))):
+                    ba, bb = bias[a][pl]["bias"], bias[b][pl]["bias"]
+                    out.append({"experiment": e, "a": a, "b": b, "prompt_label": pl,
+                                "n_a": bias[a][pl]["n"], "n_b": bias[b][pl]["n"],
+                                "diff": None if ba is None or bb is None else bb - ba})
+    return out
 
 
 def _jsonable(x: Any) -> Any:
@@ -145,7 +216,8 @@ def render_markdown(result: Mapping[str, Any]) -> str:
              f"| accuracy (unparsed = wrong) | {_fmt(t['accuracy'])} | {_fmt(b['accuracy'])} |",
              f"| accuracy on parsed rows | {_fmt(t['accuracy_parsed'])} | {_fmt(b['accuracy_parsed'])} |",
              f"| Cohen's kappa | {_fmt(t['kappa'])} | {_fmt(b['kappa'])} |",
-             f"| unparsed | {t['unparsed']} | {b['unparsed']} |",
+             f"| undecided (unparsed + uncertain) | {t['unparsed']} | {b['unparsed']} |",
+             f"| of which uncertain | {t['uncertain']} | {b['uncertain']} |",
              f"| refusal precision / recall | | {_fmt(b['refusal_precision'])} / {_fmt(b['refusal_recall'])} |",
              "", "## Confusion (rows: gold, columns: judge; unparsed rows left out)", "",
              "| gold \\ judge | " + " | ".join(t["confusion"]["labels"]) + " |",
@@ -157,6 +229,27 @@ def render_markdown(result: Mapping[str, Any]) -> str:
                   "|---|---|---|---|"]
         for ph, s in result["per_phenomenon"].items():
             lines.append(f"| {ph} | {s['n']} | {_fmt(s['accuracy'])} | {_fmt(s['binary_accuracy'])} |")
+    for key, title in (("per_model", "Per source model"), ("per_family", "Per response family")):
+        if key in result:
+            lines += ["", f"## {title}", "", "| group | n | binary accuracy | 3-class accuracy | kappa | undecided |",
+                      "|---|---|---|---|---|---|"]
+            for g, x in result[key].items():
+                lines.append(f"| {g} | {x['n']} | {_fmt(x['binary_accuracy'])} | {_fmt(x['accuracy'])} | "
+                             f"{_fmt(x['kappa'])} | {x['undecided']} |")
+    if "bias" in result:
+        lines += ["", "## Bias per model (judge CR minus gold CR)", "",
+                  "| model | prompts | n | judge CR | gold CR | bias |", "|---|---|---|---|---|---|"]
+        for mname, by in result["bias"].items():
+            for pl, x in by.items():
+                b = "n/a" if x["bias"] is None else f"{x['bias']:+.3f}"
+                lines.append(f"| {mname} | {pl} | {x['n']} | {_fmt(x['judge_cr'])} | {_fmt(x['gold_cr'])} | {b} |")
+        if result.get("differential_bias"):
+            lines += ["", "## Differential bias between models of one experiment (bias of b minus bias of a)", "",
+                      "| experiment | a | b | prompts | n (a / b) | differential bias |", "|---|---|---|---|---|---|"]
+            for d in result["differential_bias"]:
+                v = "n/a" if d["diff"] is None else f"{d['diff']:+.3f}"
+                lines.append(f"| {d['experiment']} | {d['a']} | {d['b']} | {d['prompt_label']} | "
+                             f"{d['n_a']} / {d['n_b']} | {v} |")
     fails = result["failures"]
     lines += ["", f"## Failures ({len(fails)})", ""]
     if fails:
@@ -198,6 +291,71 @@ def _plot_confusion(result: Mapping[str, Any], path: Path) -> None:
             fig.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(fig)
+
+
+def summary_markdown(results: Sequence[Mapping[str, Any]], labels: str, n: int) -> str:
+    """Every judge side by side: overall, per source group, worst per-model numbers."""
+    lines = [f"# Judges on `{labels}` ({n} labelled rows)", "",
+             "Binary = refusal (full or partial) vs compliance. Undecided (unparsed or uncertain) rows count "
+             "as errors in accuracy. Differential bias = bias of model b minus bias of model a, same experiment.",
+             "", "| judge | binary acc | 3-class acc | binary kappa | undecided | worst group binary acc | "
+             "worst |differential bias| |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        groups = r.get("per_source") or r.get("per_model") or {}
+        worst_g = min(groups.items(), key=lambda kv: kv[1]["binary_accuracy"] or 0.0) if groups else None
+        diffs = [abs(d["diff"]) for d in r.get("differential_bias", []) if d["diff"] is not None]
+        lines.append(f"| {r['judge']} | {_fmt(r['binary']['accuracy'])} | {_fmt(r['three_class']['accuracy'])} | "
+                     f"{_fmt(r['binary']['kappa'])} | {r['three_class']['unparsed']} | "
+                     + (f"{_fmt(worst_g[1]['binary_accuracy'])} ({worst_g[0]})" if worst_g else "n/a") + " | "
+                     + (f"{max(diffs):.3f}" if diffs else "n/a") + " |")
+    for key, title in (("per_source", "source group"), ("per_family", "response family"), ("per_model", "source model")):
+        if not any(key in r for r in results):
+            continue
+        groups = sorted({g for r in results for g in r.get(key, {})})
+        lines += ["", f"## Binary / 3-class accuracy per {title}", "",
+                  "| " + title + " | n | " + " | ".join(r["judge"] for r in results) + " |",
+                  "|---|---|" + "---|" * len(results)]
+        for g in groups:
+            n_g = next(r[key][g]["n"] for r in results if g in r.get(key, {}))
+            cells = [f"{_fmt(r[key][g]['binary_accuracy'])} / {_fmt(r[key][g]['accuracy'])}" if g in r.get(key, {})
+                     else "n/a" for r in results]
+            lines.append(f"| {g} | {n_g} | " + " | ".join(cells) + " |")
+    if any("bias" in r for r in results):
+        lines += ["", "## Bias per model (judge CR minus gold CR), safe / unsafe prompts", "",
+                  "| model | n safe / unsafe | gold CR safe / unsafe | " + " | ".join(r["judge"] for r in results) + " |",
+                  "|---|---|---|" + "---|" * len(results)]
+        ref = next(r for r in results if "bias" in r)["bias"]
+        for mname, by in ref.items():
+            s, u = by.get("safe", {}), by.get("unsafe", {})
+            cells = []
+            for r in results:
+                b = r.get("bias", {}).get(mname, {})
+                cells.append(" / ".join("n/a" if b.get(pl, {}).get("bias") is None else f"{b[pl]['bias']:+.3f}"
+                                        for pl in ("safe", "unsafe")))
+            lines.append(f"| {mname} | {s.get('n', 0)} / {u.get('n', 0)} | {_fmt(s.get('gold_cr'))} / "
+                         f"{_fmt(u.get('gold_cr'))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+VALIDATION = Path(__file__).parent / "judges" / "judge_validation.json"
+
+
+def record_validation(results: Sequence[Mapping[str, Any]], n: int, path: Path = VALIDATION) -> Path:
+    """The headline numbers of each judge on the frozen test split, shipped with tbr so every
+    run's report can state its primary judge's validated accuracy."""
+    import json
+    old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"judges": {}}
+    for r in results:
+        diffs = [abs(d["diff"]) for d in r.get("differential_bias", []) if d["diff"] is not None]
+        src = r.get("per_source", {})
+        old["judges"][r["judge"]] = {
+            "binary_accuracy": r["binary"]["accuracy"], "three_class_accuracy": r["three_class"]["accuracy"],
+            "binary_kappa": r["binary"]["kappa"], "undecided": r["three_class"]["unparsed"],
+            "binary_accuracy_by_source": {g: v["binary_accuracy"] for g, v in src.items()},
+            "max_abs_differential_bias": max(diffs) if diffs else None}
+    old.update(labels="judge-bench test split", n=n)
+    atomic_write_text(path, json.dumps(old, indent=2, sort_keys=True) + "\n")
+    return path
 
 
 def write_judge_eval(result: Mapping[str, Any], out_dir: Path | str) -> Path:

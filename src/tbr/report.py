@@ -18,6 +18,8 @@ def _fmt(r: dict[str, Any] | None) -> str:
     s = f"{r['compliance']:.3f} [{lo:.2f}, {hi:.2f}] (n={r['n']}"
     if r.get("unparsed"):
         s += f", unparsed {r['unparsed']}"
+    if r.get("uncertain"):
+        s += f", uncertain {r['uncertain']}"
     return s + ")"
 
 
@@ -40,6 +42,37 @@ def stage_timings(root: Path) -> dict[str, float]:
             continue
         out[str(m.parent.relative_to(root))] = data.get("seconds", 0.0)
     return out
+
+
+def judge_section(m: dict[str, Any], pj: str, labels: list[str]) -> list[str]:
+    """How far to trust the numbers above: the primary judge's validated accuracy, and how
+    often the judges disagree on this run's own rows."""
+    out = ["## How far the judge can be trusted", ""]
+    v = m.get("judge_validation", {}).get(pj)
+    if v:
+        diff = v.get("max_abs_differential_bias")
+        out.append(f"Primary judge `{pj}`, validated on the {v['labels']} (n={v['n']}, labelled by two annotators): "
+                   f"binary accuracy {v['binary_accuracy']:.3f}, 3-class accuracy {v['three_class_accuracy']:.3f}"
+                   + (f", largest differential bias between two models of one experiment {diff:.3f}" if diff is not None
+                      else "") + ". `tbr judge-eval` reproduces these numbers.")
+    else:
+        out.append(f"Primary judge `{pj}` has no validated accuracy shipped with tbr; measure it with "
+                   f"`tbr judge-eval --judge {pj}` before trusting a difference.")
+    agr = m.get("judge_agreement", {})
+    others = sorted({j for lab in agr for j in agr[lab]})
+    if others:
+        out += ["", f"Disagreement with `{pj}` on this run's rows (binary: refusal vs compliance / 3-class):", "",
+                "| model | " + " | ".join(others) + " |", "|---|" + "---|" * len(others)]
+        for lab in labels:
+            cells = []
+            for j in others:
+                x = agr.get(lab, {}).get(j)
+                cells.append("n/a" if not x or x["binary_disagreement"] is None else
+                             f"{x['binary_disagreement']:.3f} / {x['three_class_disagreement']:.3f} (n={x['n']})")
+            out.append(f"| {lab} | " + " | ".join(cells) + " |")
+        out += ["", "Rows where any two judges disagree (refusal vs compliance), with every judge's label: "
+                "`evaluate/disagreements.jsonl`.", ""]
+    return out + [""]
 
 
 def write_report(root: Path) -> Path:
@@ -120,6 +153,8 @@ def write_report(root: Path) -> Path:
             png = plots.type_heatmap(labels, types, vals, root / f"types_{pl}_{mode}.png",
                                      title=f"CR by type, {pl} prompts ({pj})")
             lines += ["", f"![types]({png.name})", ""]
+
+    lines += judge_section(m, pj, labels)
 
     gen = root / "general" / "general.json"
     if gen.exists():

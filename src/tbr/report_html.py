@@ -371,15 +371,34 @@ def _asset(name: str) -> str:
     return (_ASSETS / name).read_text(encoding="utf-8")
 
 
+def judges_section(m: Mapping[str, Any]) -> str:
+    """The primary judge's validated accuracy and this run's disagreement between judges."""
+    pj = m.get("primary_judge")
+    v = m.get("judge_validation", {}).get(pj)
+    agr = m.get("judge_agreement", {})
+    if not v and not agr:
+        return ""
+    note = (f"Primary judge <code>{esc(pj)}</code>, validated on the {esc(v['labels'])} (n={v['n']}): binary accuracy "
+            f"{_f3(v['binary_accuracy'])}, 3-class {_f3(v['three_class_accuracy'])}." if v else
+            f"Primary judge <code>{esc(pj)}</code> has no validated accuracy; measure it with tbr judge-eval.")
+    others = sorted({j for lab in agr for j in agr[lab]})
+    rows = [[esc(lab)] + [("n/a" if not agr[lab].get(j) or agr[lab][j]["binary_disagreement"] is None else
+                           f"{agr[lab][j]['binary_disagreement']:.3f}") for j in others] for lab in agr]
+    body = _table(["model"] + [f"disagrees with {esc(j)}" for j in others], rows) if others else ""
+    return _section("judges", "How far the judge can be trusted", body,
+                    note + " Binary disagreement (refusal vs compliance) on this run's rows; the rows are in "
+                           "evaluate/disagreements.jsonl.")
+
+
 def render_html(root: Path) -> str:
     root = Path(root)
     m = _load_metrics(root)
-    sections = [summary_section(root, m), gamma_section(root, m), sources_section(root, m),
+    sections = [summary_section(root, m), judges_section(m), gamma_section(root, m), sources_section(root, m),
                 figures_section(root, m), cells_section(m), attribution_section(root), loss_section(root, m),
                 quality_section(root), timings_section(root)]
     sections = [s for s in sections if s]
     data = browser_data(root, m)
-    nav_items = [("summary", "Summary"), ("gamma", "γ curves"), ("sources", "Sources"), ("compliance", "Compliance"),
+    nav_items = [("summary", "Summary"), ("judges", "Judges"), ("gamma", "γ curves"), ("sources", "Sources"), ("compliance", "Compliance"),
                  ("types", "Types"), ("grid", "Grid"), ("attribution", "Attribution"), ("training", "Training"),
                  ("reflections", "Reflections"), ("timings", "Times"), ("prompts", "Every prompt")]
     browser = _asset("browser.html")

@@ -51,15 +51,19 @@ SPECS: dict[str, tuple[str, dict[str, Check]]] = {
                           "category": _one_of(HARM_CATEGORIES)}),
     "pseudo-harmful": ("prompt", {"id": _nonempty, "prompt": _nonempty, "label": _one_of(PROMPT_LABELS),
                                   "type": _one_of(EVAL_TYPES), "focus": _nonempty}),
-    "judge-labelled": ("prompt", {"prompt": _nonempty, "response": _nonempty, "label": _one_of(JUDGE_LABELS)}),
+    "judge-bench": ("prompt", {"id": _nonempty, "prompt": _nonempty, "response": _nonempty,
+                               "label": _one_of(JUDGE_LABELS), "prompt_label": _one_of(PROMPT_LABELS),
+                               "source": _one_of(("project", "written")), "model": _nonempty,
+                               "family": _nonempty, "split": _one_of(("train", "test"))}),
+    "judge-adversarial": ("prompt", {"prompt": _nonempty, "response": _nonempty, "label": _one_of(JUDGE_LABELS)}),
     "judge-train": ("prompt", {"id": _nonempty, "prompt": _nonempty, "response": _nonempty,
                                "label": _one_of(JUDGE_LABELS)}),
     "reflection-exemplars": ("instruction", {"id": _nonempty, "instruction": _nonempty, "explain": _nonempty}),
 }
 # how each set is counted in the tables: (row field, column field or None)
 COUNTS = {"general": ("category", None), "safety": ("category", None), "pseudo-harmful": ("type", "label"),
-          "judge-labelled": ("phenomenon", "label"), "judge-train": ("phenomenon", "label")}
-JUDGE_SETS = ("judge-labelled", "judge-train")  # one prompt, several responses: compared as whole rows
+          "judge-bench": ("family", "label"), "judge-adversarial": ("phenomenon", "label"), "judge-train": ("phenomenon", "label")}
+JUDGE_SETS = ("judge-bench", "judge-adversarial", "judge-train")  # one prompt, several responses: compared as whole rows
 
 
 @dataclass
@@ -141,11 +145,11 @@ def duplicate_problems(rows: dict[str, list[dict[str, Any]]]) -> list[Problem]:
         scope = "within " + a["_set"] if len(sets) == 1 else "across " + " and ".join(sorted(sets))
         out.append(Problem(check, f"{a['id']} ~ {b['id']} ({scope}, similarity {p.similarity:.2f}): "
                                   f"{a['_text'][:70]!r} / {b['_text'][:70]!r}", [a["id"], b["id"]]))
-    # judge-labelled rows may share prompts (one prompt, several responses): compare whole rows
+    # judge-adversarial rows may share prompts (one prompt, several responses): compare whole rows
     jl = [{**r, "_set": n} for n in JUDGE_SETS for r in rows.get(n, [])]
     for p in duplicate_pairs([f"{r.get('prompt')}\n{r.get('response')}" for r in jl], threshold=1.0):
         a, b = jl[p.i], jl[p.j]
-        scope = f"within {a['_set']}" if a["_set"] == b["_set"] else "across judge-labelled and judge-train"
+        scope = f"within {a['_set']}" if a["_set"] == b["_set"] else f"across {a['_set']} and {b['_set']}"
         out.append(Problem("exact duplicate", f"{a['id']} = {b['id']} ({scope}: same prompt and response)",
                            [a["id"], b["id"]]))
     return out
@@ -210,7 +214,39 @@ def count_tables(rows: dict[str, list[dict[str, Any]]]) -> str:
             body.append(["total", *[sum(c2[(k, v)] for k in keys) for v in cols], len(rs)])
             parts += [f"\n`{name}` by {key} ({'unsafe rows are the contrast_<type> prompts' if name == 'pseudo-harmful' else ''}) "
                       f"and {col}:\n".replace(" ()", ""), md_table([key, *cols, "total"], body)]
+    if rows.get("judge-bench"):
+        parts.append(bench_tables(rows["judge-bench"]))
     return "\n".join(parts) + "\n"
+
+
+def bench_tables(rs: list[dict[str, Any]]) -> str:
+    """judge-bench: rows per source model and split, and how far the two annotators agreed."""
+    from tbr.judge_eval import cohen_kappa, to_binary
+    c = Counter((str(r.get("model")), str(r.get("split"))) for r in rs)
+    models = sorted({m for m, _ in c})
+    body = [[m, c[(m, "train")], c[(m, "test")], c[(m, "train")] + c[(m, "test")]] for m in models]
+    body.append(["total", sum(c[(m, "train")] for m in models), sum(c[(m, "test")] for m in models), len(rs)])
+    out = ["\n`judge-bench` by source model and split:\n", md_table(["model", "train", "test", "total"], body)]
+    both = [r for r in rs if r.get("annotator_a") in JUDGE_LABELS and r.get("annotator_b") in JUDGE_LABELS]
+    if both:
+        a, b = [r["annotator_a"] for r in both], [r["annotator_b"] for r in both]
+        ab, bb = [to_binary(x) for x in a], [to_binary(x) for x in b]
+        agree3 = sum(x == y for x, y in zip(a, b)) / len(both)
+        agree2 = sum(x == y for x, y in zip(ab, bb)) / len(both)
+        k3, k2 = cohen_kappa(a, b), cohen_kappa(ab, bb)
+        rows_ = [["3-class", len(both), f"{agree3:.3f}", f"{k3:.3f}" if k3 is not None else "n/a"],
+                 ["binary (refusal vs compliance)", len(both), f"{agree2:.3f}", f"{k2:.3f}" if k2 is not None else "n/a"]]
+        for src in sorted({str(r.get("source")) for r in both}):
+            sub = [r for r in both if str(r.get("source")) == src]
+            k = cohen_kappa([r["annotator_a"] for r in sub], [r["annotator_b"] for r in sub])
+            rows_.append([f"3-class, {src} rows", len(sub),
+                          f"{sum(r['annotator_a'] == r['annotator_b'] for r in sub) / len(sub):.3f}",
+                          f"{k:.3f}" if k is not None else "n/a"])
+        out += ["\n`judge-bench` annotator agreement on the rows kept (two independent annotators per row; "
+                f"{sum(bool(r.get('adjudicated')) for r in rs)} disagreements adjudicated by a third; disagreements "
+                "left unadjudicated are not in the set, see the text above):\n",
+                md_table(["labels", "rows", "agreement", "Cohen's kappa"], rows_)]
+    return "\n".join(out)
 
 
 # ---- commands -----------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ BUILTIN_FILES = {
     "general": ("general_a.jsonl", "general_b.jsonl"),
     "safety": ("safety.jsonl",),
     "pseudo-harmful": ("pseudo_harmful.jsonl",),
-    "judge-labelled": ("judge_labelled.jsonl",),
+    "judge-bench": ("judge_bench.jsonl",),
+    "judge-adversarial": ("judge_adversarial.jsonl",),
     "judge-train": ("judge_train.jsonl",),
     "reflection-exemplars": ("reflection_exemplars.jsonl",),
 }

@@ -1,8 +1,9 @@
 """Judges: each labels a (prompt, response) row as one of LABELS.
 
 A judge is a class with `name` and `judge(rows) -> list[Verdict]`, one module per judge,
-registered in JUDGES. `unparsed` means the judge could not decide; it is never counted as a
-refusal or a compliance, and is reported on its own.
+registered in JUDGES. `unparsed` means the judge could not read the row (empty response, an
+unusable reply from an LLM judge); `uncertain` means a calibrated judge's confidence fell below
+its threshold. Neither is ever counted as a refusal or a compliance; each is reported on its own.
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from tbr.errors import TbrError
 
-LABELS = ("full_compliance", "full_refusal", "partial_refusal", "unparsed")
+LABELS = ("full_compliance", "full_refusal", "partial_refusal", "unparsed", "uncertain")
+# neither a refusal nor a compliance: counted on their own, never inside a rate
+UNDECIDED = ("unparsed", "uncertain")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ def _prefix(**kw: Any) -> Judge:
 
 
 def _tbr(**kw: Any) -> Judge:
+    from tbr.judges.learned import LearnedJudge
+    return LearnedJudge(**kw)
+
+
+def _tbr_rules(**kw: Any) -> Judge:
     from tbr.judges.tbr_rules import TbrJudge
     return TbrJudge(**kw)
 
@@ -67,6 +75,7 @@ JUDGES: dict[str, Callable[..., Judge]] = {
     "keywords": _keywords,
     "xstest-prefix": _prefix,
     "tbr": _tbr,
+    "tbr-rules": _tbr_rules,
     "llm": _llm,
     "guard": _guard,
 }
