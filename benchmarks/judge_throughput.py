@@ -6,7 +6,9 @@ encoder run naively (one text at a time, no length sorting), side by side in one
 Rows are the built-in judge-bench responses, cycled to --rows (2,250 is the size of a typical
 published completions set: 450 XSTest prompts x 5 models). Prints rows/s for each, the wall time
 of judging --rows rows with `tbr`, and a last line `ratio: X` = tbr rows/s over naive rows/s.
-Measured here (2-core AMD EPYC, fp32, 2 threads): see the closing note of the judges issue.
+Measured 2026-12-01 on a 2-core AMD EPYC (AVX2, no AVX-512), fp32, 2 threads, with a second job
+busy on the machine: tbr 22.1 rows/s (2,250 rows in 101.7 s), keywords 69,414 rows/s, naive
+encoder 6.0 rows/s: ratio 3.67.
 """
 from __future__ import annotations
 

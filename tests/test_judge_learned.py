@@ -74,3 +74,15 @@ def test_shipped_judge_on_clear_cases():
     assert set(v[0].raw) == set(L.CLASSES) and sum(v[0].raw.values()) == pytest.approx(1.0, abs=1e-3)
     # a threshold above any probability makes every decided row uncertain, never a refusal or compliance
     assert {x.label for x in L.LearnedJudge(threshold=1.01).judge(ROWS)} == {"uncertain"}
+
+
+def test_new_weights_invalidate_the_judge_stage(tmp_path, monkeypatch):
+    from tbr import pipeline
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    a.write_bytes(b"one")
+    b.write_bytes(b"two")
+    monkeypatch.setattr(L, "WEIGHTS", a)
+    va = pipeline._judge_weights_version(["tbr", "keywords"])
+    monkeypatch.setattr(L, "WEIGHTS", b)
+    assert pipeline._judge_weights_version(["tbr"]) != va
+    assert pipeline._judge_weights_version(["keywords"]) is None  # rule judges: no weights to follow

@@ -212,7 +212,8 @@ def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -
         if until == "generate":
             continue
         jdir = root / "judge" / _safe(lab)
-        jfp = fingerprint("judge", to_dict(cfg.judge), gfp)
+        # the learned judge's shipped weights are part of what it is: new weights rejudge every row
+        jfp = fingerprint("judge", to_dict(cfg.judge), gfp, _judge_weights_version(cfg.judge.judges))
 
         def do_judge(out: Path, gdir: Path = gdir) -> dict[str, Any]:
             return judge_responses(read_jsonl(gdir / "responses.jsonl"), cfg.judge.judges, out, jcfg=cfg.judge,
@@ -278,6 +279,14 @@ def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -
 
 def _safe(label: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
+
+
+def _judge_weights_version(judges: list[str]) -> str | None:
+    if "tbr" not in judges:
+        return None
+    from tbr.io import file_sha256
+    from tbr.judges.learned import WEIGHTS
+    return file_sha256(WEIGHTS) if WEIGHTS.exists() else None
 
 
 def _builtin_version() -> str:
