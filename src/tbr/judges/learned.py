@@ -85,12 +85,12 @@ def segments(row: Mapping[str, Any]) -> Segments:
 
 
 def _scalars(seg: Segments, cos_head: float, cos_tail: float) -> np.ndarray:
-    label, reason = R.classify(seg.answer, seg.prompt)
+    sents = R.sentence_tags(seg.answer, seg.prompt)  # computed once, read by classify and below
+    label, reason = R.classify(seg.answer, seg.prompt, sents)
     v: dict[str, float] = {f"rule:{label}": 1.0}
     for r in _REASONS:
         if r in reason:
             v[f"reason:{r}"] = 1.0
-    sents = R.sentence_tags(seg.answer, seg.prompt) if label != "unparsed" else []
     n = len(sents)
     for k in _KINDS:
         v[f"frac:{k}"] = sum(s.kind == k for s in sents) / n if n else 0.0
