@@ -61,6 +61,8 @@ def no_half_run(run_dir: Path) -> None:
     """The run-directory half of 'nothing written' (see the module docstring)."""
     if not run_dir.exists():
         return
+    # a run folder may stay only when some stage in it finished (its work is kept for a rerun)
+    assert any(run_dir.rglob("manifest.json")), f"run folder left with no finished stage: {sorted(os.listdir(run_dir))}"
     for p in run_dir.rglob("*"):
         assert not p.name.endswith((".partial", ".tmp")), f"leftover {p}"
         if p.is_dir() and (p / ".fingerprint").exists():
@@ -140,7 +142,7 @@ CASES: dict[str, Case] = {
     "unknown-model": (lambda c: c.run_args(model__name="no-such-model"),
                       ["config key 'model.name'", "unknown model 'no-such-model'", "registry name"]),
     "missing-model-folder": (lambda c: c.run_args(model__name=str(c.tmp / "gone" / "model")),
-                             ["config key 'model.name'", "unknown model", "existing local folder"]),
+                             ["config key 'model.name'", "model folder not found"]),
     "unknown-judge-config": (lambda c: c.run_args(judge__judges="[tbr, oracle]"),
                              ["config key 'judge.judges'", "unknown judge 'oracle'", "known:"]),
     "unknown-suite": (lambda c: ["eval", "--suite", "nosuchsuite", *c.run_args("eval")[1:]],
@@ -363,3 +365,198 @@ def test_corrupt_checkpoint(ctx, capsys):
     assert rc == 2 and len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
     assert "checkpoint-1" in errors[0] and "corrupt" in errors[0] and "delete" in errors[0], errors[0]
     assert not (tdir / "manifest.json").exists()  # the stage is not marked finished
+
+
+# ---- by class: every config key, wrong type and out of range -----------------------------------
+# Generated from the ranges declared beside each key's help text (tbr.config._f), so a new key
+# gets its cases for free, and a range that stops being enforced fails here.
+
+def _leaf_fields():
+    import dataclasses
+    import typing
+
+    from tbr.config import ExperimentConfig
+
+    def walk(cls, prefix=""):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            if dataclasses.is_dataclass(tp):
+                yield from walk(tp, f"{prefix}{f.name}.")
+            else:
+                yield f"{prefix}{f.name}", tp, f.metadata
+    return list(walk(ExperimentConfig))
+
+
+def _base(tp):
+    import typing
+    if typing.get_origin(tp) is dict:
+        return dict, None
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) is list:
+        return list, args[0]
+    if args:
+        return args[0], None
+    return tp, None
+
+
+def _wrong_type_cases():
+    out = []
+    for key, tp, _ in _leaf_fields():
+        base, item = _base(tp)
+        kind = item if base is list else base
+        if kind in (int, float):
+            out.append((key, "[many]" if base is list else "many", "expected a"))
+        elif kind is bool:
+            out.append((key, "maybe", "expected true or false"))
+        elif kind is str:
+            out.append((key, "{a: 1}" if base is not list else "[{a: 1}]", "expected a string"))
+        elif base is dict:
+            out.append((key, "3", "expected a mapping"))
+    return out
+
+
+def _out_of_range_cases():
+    out = []
+    for key, tp, meta in _leaf_fields():
+        base, item = _base(tp)
+        kind = item if base is list else base
+        wrap = (lambda v: f"[{v}]") if base is list else (lambda v: str(v))
+        r = meta.get("range") or {}
+        if "ge" in r:
+            out.append((key, wrap(r["ge"] - 1 if kind is int else r["ge"] - 0.5), "expected a value"))
+        if "gt" in r:
+            out.append((key, wrap(r["gt"]), "expected a value"))
+        if "le" in r:
+            out.append((key, wrap(r["le"] + 1 if kind is int else r["le"] + 0.5), "expected a value"))
+        if "lt" in r:
+            out.append((key, wrap(r["lt"]), "expected a value"))
+        if meta.get("not_zero"):
+            out.append((key, wrap(0), "not 0"))
+        if meta.get("choices"):
+            out.append((key, wrap("no-such-choice"), "expected one of"))
+    return out
+
+
+WRONG_TYPE = _wrong_type_cases()
+OUT_OF_RANGE = _out_of_range_cases()
+
+
+def test_every_number_key_declares_a_range():
+    """A numeric key without a declared range would accept anything (train.epochs=-1 trained
+    zero steps and reported 'done'). Keys that may truly take any value are listed here."""
+    free = {"evaluate.general_limit"} - {"evaluate.general_limit"}  # none at present
+    missing = [key for key, tp, meta in _leaf_fields()
+               if (_base(tp)[0] in (int, float) or _base(tp)[1] in (int, float))
+               and not (meta.get("range") or meta.get("choices")) and key not in free]
+    assert not missing, missing
+    assert len(OUT_OF_RANGE) >= 30 and len(WRONG_TYPE) >= 40
+
+
+@pytest.mark.parametrize("key,value,fragment", WRONG_TYPE + OUT_OF_RANGE,
+                         ids=[f"{k}={v}" for k, v, _ in WRONG_TYPE + OUT_OF_RANGE])
+def test_config_key_refused_before_any_work(key, value, fragment, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    rc = main(["run", "--set", f"runs_dir={runs}", "--set", f"{key}={value}", "--no-progress"])
+    line = one_error_line(capsys.readouterr().err)
+    assert rc == 2
+    assert f"'{key.split('.')[0]}" in line and fragment in line, line
+    assert not runs.exists(), "a refused config left a run folder"
+
+
+# ---- by class: every user-facing path argument ---------------------------------------------------
+# (missing, folder for a file, file for a folder, unreadable, equal to an output) for each path
+# argument of each command. "Unreadable" is a file that cannot be read as text: the tests run as
+# root, for whom a chmod 000 file is still readable.
+
+BINARY = b"\x89PNG\r\n\x1a\n\x00\xff\xfe\x00garbage"
+
+
+def _path_case(c: Ctx, arg: str, kind: str):
+    """(argv, inputs that must be unchanged, outputs that must not appear, fragment of the line)."""
+    t = c.tmp
+    good_judge_in = write(t / "in.jsonl", jsonl(JUDGE_ROWS))
+    labels = write(t / "lab.jsonl", jsonl([{"prompt": "p", "response": "Sure: x.", "label": "full_compliance"}]))
+    folder = t / "afolder"
+    folder.mkdir(exist_ok=True)
+    afile = write(t / "afile.txt", "x")
+    binary = write(t / "bin.jsonl", BINARY)
+    missing = t / "nowhere" / "x.jsonl"
+    pick = {"missing": missing, "folder": folder, "file": afile, "unreadable": binary}
+    if arg == "config":
+        bad = pick[kind] if kind != "unreadable" else write(t / "bin.yaml", BINARY)
+        return ["run", str(bad)], [], [t / "runs"], None
+    if arg in ("data.general.source", "data.safety.source", "data.eval"):
+        if kind == "alias":  # an input file inside the folder the run rewrites
+            bad = write(c.runs / "bad" / "data" / "mine.jsonl", jsonl(GEN))
+        else:
+            bad = pick[kind]
+        value = f"[{bad}]" if arg == "data.eval" else str(bad)
+        argv = c.run_args(**{arg.replace(".", "__"): value})
+        if kind == "alias":  # the run folder holds the user's file: it stays, and so does the folder
+            c.checks.clear()
+        return argv, ([bad] if bad.is_file() else []), [], None
+    if arg == "model.name":
+        bad = {"missing": t / "gone" / "model", "file": afile, "folder": folder, "alias": c.model}[kind]
+        extra = {}
+        if kind == "alias":  # the run folder inside the model folder
+            extra = {"runs_dir": str(c.model / "runs")}
+        argv = c.run_args(model__name=str(bad), **extra)
+        return argv, [], [c.model / "runs"] if kind == "alias" else [], None
+    if arg == "judge --input":
+        out = t / "out" / "j.jsonl"
+        bad = good_judge_in if kind == "alias" else pick[kind]
+        return (["judge", "--input", str(bad), "--output", str(good_judge_in if kind == "alias" else out)],
+                [good_judge_in], [] if kind == "alias" else [out], None)
+    if arg == "judge --output":
+        bad = {"folder": folder, "file": write(t / "plain.txt", "x") / "o.jsonl"}[kind]
+        return ["judge", "--input", str(good_judge_in), "--output", str(bad)], [good_judge_in], [], None
+    if arg == "judge-eval --labels":
+        out = t / "je"
+        bad = labels if kind == "alias" else pick[kind]
+        return (["judge-eval", "--judge", "keywords", "--labels", str(bad), "--output", str(labels if kind == "alias" else out)],
+                [labels], [] if kind == "alias" else [out], None)
+    if arg == "judge-eval --output":
+        return (["judge-eval", "--judge", "keywords", "--labels", str(labels), "--output", str(afile)],
+                [labels, afile], [], None)
+    if arg == "report RUN_DIR":
+        bad = pick[kind]
+        return ["report", str(bad)], [], [t / "report.md"], None
+    if arg == "compare RUN_DIR":
+        out = t / "cmp"
+        return ["compare", str(pick[kind]), "--output", str(out)], [], [out], None
+    raise AssertionError(arg)
+
+
+PATH_CASES = [
+    *[("config", k) for k in ("missing", "folder", "unreadable")],
+    *[(a, k) for a in ("data.general.source", "data.safety.source", "data.eval")
+      for k in ("missing", "folder", "unreadable", "alias")],
+    *[("model.name", k) for k in ("missing", "file", "folder", "alias")],
+    *[("judge --input", k) for k in ("missing", "folder", "unreadable", "alias")],
+    *[("judge --output", k) for k in ("folder", "file")],
+    *[("judge-eval --labels", k) for k in ("missing", "folder", "unreadable", "alias")],
+    ("judge-eval --output", "file"),
+    *[("report RUN_DIR", k) for k in ("missing", "file")],
+    *[("compare RUN_DIR", k) for k in ("missing", "file")],
+]
+
+
+@pytest.mark.parametrize("arg,kind", PATH_CASES, ids=[f"{a}:{k}" for a, k in PATH_CASES])
+def test_path_argument_classes(arg, kind, ctx, capsys):
+    import hashlib
+    import time
+    argv, inputs, outputs, _ = _path_case(ctx, arg, kind)
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in inputs}
+    t0 = time.perf_counter()
+    rc = main(argv)
+    line = one_error_line(capsys.readouterr().err)
+    assert rc == 2, line
+    assert time.perf_counter() - t0 < 20, "a bad path should be refused within seconds"
+    for p, h in before.items():
+        assert p.exists() and hashlib.sha256(p.read_bytes()).hexdigest() == h, f"input {p} was changed"
+    for p in outputs:
+        assert not p.exists(), f"{p} was written"
+    for check in ctx.checks:
+        check()

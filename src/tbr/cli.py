@@ -28,6 +28,11 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.epochs=2 (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", action="store_true",
+                   help="the libraries' own logs too: raw Trainer log dicts, warnings, load reports")
+    p.add_argument("--deterministic", action="store_true",
+                   help="same metrics on every CPU family: fp32, one thread, deterministic kernels (slower); "
+                        "same as --set deterministic=true")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -47,6 +52,11 @@ def make_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--suite", action="append", default=None, help="suite name, SUITE:/path, or file (repeatable)")
     p.add_argument("--model", action="append", default=None, help="model(s) to evaluate (default: model.name)")
+    p.add_argument("--label", action="append", default=None,
+                   help="name of each --model in the report, in the same order (default: the run and cell of a "
+                        "folder tbr trained, else the folder's name)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="evaluate at most N prompts of each --suite (a stratified sample; default: the whole suite)")
     p.add_argument("--mode", action="append", default=None, help="prompting mode(s): plain, direct, cot")
     p.add_argument("--train", action="store_true", help="also train the config's cells (default: evaluate only)")
     p.add_argument("--list", action="store_true", help="list the suites")
@@ -122,6 +132,9 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         raise TbrError("tbr judge needs --input IN.jsonl and --output OUT.jsonl (or --list)")
     if args.judge not in JUDGES:
         raise TbrError(f"unknown judge {args.judge!r} (known: {', '.join(JUDGES)})")
+    from tbr.preflight import check_input_file
+    check_input_file(args.input, "--input")
+    _check_output(args.output, "--output", [args.input])
     rows = read_jsonl(args.input, JUDGE_INPUT_SCHEMA, nonempty=("prompt",), unique_id=True)
     if not rows:
         raise TbrError("no rows to judge", path=args.input)
@@ -135,6 +148,21 @@ def _cmd_judge(args: argparse.Namespace) -> int:
         counts[r["label"]] = counts.get(r["label"], 0) + 1
     print(f"{args.output}: {len(out)} rows; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 0
+
+
+def _check_output(path: str, flag: str, inputs: Sequence[str], folder: bool = False) -> None:
+    """An output that is an input, or a file where a folder goes (or the reverse), is refused
+    before anything is read or written."""
+    out = Path(path).expanduser()
+    for i in inputs:
+        if i and Path(i).expanduser().exists() and out.resolve() == Path(i).expanduser().resolve():
+            raise TbrError(f"{flag}: the output would replace the input {i}; choose another path", path=path)
+    if folder and out.exists() and not out.is_dir():
+        raise TbrError(f"{flag}: expected a folder, got a file", path=path)
+    if not folder and out.is_dir():
+        raise TbrError(f"{flag}: expected a file, got a folder", path=path)
+    if not folder and out.parent.exists() and not out.parent.is_dir():
+        raise TbrError(f"{flag}: {out.parent} is a file, expected a folder", path=path)
 
 
 def _gold_label(value: Any) -> Any:
@@ -157,9 +185,8 @@ def _labelled_rows(spec: str, columns: str | None = None) -> list[dict[str, Any]
         rows = builtin_rows("judge-adversarial")
     elif columns or not spec.endswith(".jsonl"):
         from tbr.data.public import map_columns, read_table
-        p = Path(spec)
-        if not p.is_file():
-            raise TbrError("labelled file not found" if not p.exists() else "expected a file, got a folder", path=p)
+        from tbr.preflight import check_input_file
+        p = check_input_file(spec, "--labels")
         mapping = dict(kv.split("=", 1) for kv in (columns or "").split(",") if "=" in kv)
         rows = map_columns(read_table(p), mapping, ("prompt", "response", "label"), p,
                            {f: f for f in ("id", "prompt", "response", "label", "model", "family", "experiment",
@@ -168,6 +195,8 @@ def _labelled_rows(spec: str, columns: str | None = None) -> list[dict[str, Any]
             r["label"] = _gold_label(r["label"])
             r.setdefault("id", str(n))
     else:
+        from tbr.preflight import check_input_file
+        check_input_file(spec, "--labels")
         rows = read_jsonl(spec, {"prompt": (str,), "response": (str,), "label": (str,)})
     if not rows:
         raise TbrError("no labelled rows", path=spec)
@@ -183,6 +212,7 @@ def _cmd_judge_eval(args: argparse.Namespace) -> int:
     from tbr.judges import JUDGES
     if args.record and args.labels not in ("bench", "bench:test"):
         raise TbrError("--record stores accuracy on the frozen test split only: use it with --labels bench")
+    _check_output(args.output, "--output", [args.labels], folder=True)
     rows = _labelled_rows(args.labels, args.columns)
     names = args.judge or list(OFFLINE_JUDGES)
     for name in names:  # every name checked before any judge runs
@@ -222,12 +252,22 @@ def _make_cli_judge(name: str, args: argparse.Namespace, cache_dir: Path) -> Any
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    if getattr(args, "deterministic", False):
+        from tbr.determinism import pin_kernels
+        pin_kernels()  # environment first: MKL and oneDNN read it when torch loads
+    from tbr.quiet import quiet_libraries
+    quiet_libraries(verbose=getattr(args, "verbose", False))
     try:
         return _dispatch(args)
     except TbrError as e:
         if args.debug:
             raise
         print(f"tbr: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path a check missed (a folder for a file, no permission): still one line
+        if args.debug or e.filename is None:
+            raise
+        print(f"tbr: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("tbr: interrupted; rerun the same command to resume", file=sys.stderr)
@@ -238,13 +278,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def _common_overrides(args: argparse.Namespace) -> list[str]:
+    return ["deterministic=true"] if getattr(args, "deterministic", False) else []
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     from tbr import pipeline
     if getattr(args, "func", None) is not None:
         return int(args.func(args) or 0)
     cmd = args.cmd
     if cmd == "run" or cmd in STAGE_COMMANDS:
-        extra = []
+        extra = _common_overrides(args)
         if cmd == "reflect" and args.source:
             extra.append(f"reflect.source={args.source}")
         cfg = _load_cfg(args, extra)
@@ -262,9 +306,27 @@ def _dispatch(args: argparse.Namespace) -> int:
             for s in SUITES.values():
                 print(f"{s.name}\t{s.description}")
             return 0
-        extra = [f"data.eval={args.suite}"] if args.suite else []
+        extra = _common_overrides(args)
+        if args.suite:
+            extra.append(f"data.eval={args.suite}")
+            # a suite named on the command line is evaluated whole: the config's eval_limit was
+            # chosen for the config's own suites; --limit (or an explicit --set) samples it
+            if args.limit is not None:
+                extra.append(f"data.eval_limit={args.limit}")
+            elif not any(o.strip().startswith("data.eval_limit=") for o in args.overrides):
+                extra.append("data.eval_limit=null")
+        elif args.limit is not None:
+            extra.append(f"data.eval_limit={args.limit}")
+        if args.label and not args.model:
+            raise TbrError("--label names each --model: give --model too")
         if args.model:
-            extra.append(f"models={args.model}")
+            if args.label and len(args.label) != len(args.model):
+                raise TbrError(f"--label: {len(args.label)} label(s) for {len(args.model)} --model(s); "
+                               "give one label per model, in the same order")
+            import json
+            entries = [{"path": m, "label": lab} for m, lab in zip(args.model, args.label)] if args.label \
+                else list(args.model)
+            extra.append("models=" + json.dumps(entries))
         if args.mode:
             extra.append(f"generate.modes={args.mode}")
         if not args.train:

@@ -9,30 +9,39 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
 from tbr.errors import TbrError
 
 
-def _f(default: Any, help: str) -> Any:
+def _f(default: Any, help: str, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+       lt: float | None = None, choices: tuple[str, ...] | None = None, not_zero: bool = False) -> Any:
+    """A config field with its help text and its allowed range, declared once, side by side.
+
+    ge/gt/le/lt bound a number (each item of a list of numbers); choices lists the allowed
+    strings (each item of a list of strings); not_zero refuses 0 (e.g. max_steps: -1 or > 0).
+    `validate` checks every field against these before any work starts."""
+    meta = {"help": help, "range": {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt))
+                                    if v is not None}, "choices": choices, "not_zero": not_zero}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class ModelConfig:
     name: str = _f("smollm2-135m", "registry name (see `tbr models`), Hugging Face id, or local folder")
-    dtype: str = _f("auto", "auto | bfloat16 | float32 | float16 (auto: bf16 where the hardware supports it)")
-    device: str = _f("auto", "auto | cpu | cuda")
+    dtype: str = _f("auto", "auto | bfloat16 | float32 | float16 (auto: bf16 where the hardware supports it)",
+                    choices=("auto", "bfloat16", "float32", "float16", "bf16", "fp32", "fp16"))
+    device: str = _f("auto", "auto | cpu | cuda", choices=("auto", "cpu", "cuda", "mps"))
 
 
 @dataclass
 class SourceConfig:
     source: str = _f("builtin", "builtin | a registered public set (see `tbr data list`) | path to a file")
-    limit: int | None = _f(None, "keep at most this many rows (a seeded, stratified sample)")
+    limit: int | None = _f(None, "keep at most this many rows (a seeded, stratified sample)", ge=1)
     columns: dict[str, str] = _f({}, "column map for files: tbr field -> column in the file")
 
 
@@ -41,28 +50,30 @@ class DataConfig:
     general: SourceConfig = field(default_factory=SourceConfig, metadata={"help": "general instructions"})
     safety: SourceConfig = field(default_factory=SourceConfig, metadata={"help": "harmful requests with refusals"})
     eval: list[str] = _f(["builtin"], "evaluation suites (see `tbr eval --list`)")
-    eval_limit: int | None = _f(None, "per-suite cap on evaluation prompts (stratified by label and type)")
+    eval_limit: int | None = _f(None, "per-suite cap on evaluation prompts (stratified by label and type); "
+                                "applies to the suites of data.eval as the config names them: a suite given "
+                                "with `tbr eval --suite` is evaluated whole unless `--limit` is set", ge=1)
 
 
 @dataclass
 class ReflectConfig:
     source: list[str] = _f(["internal"], "internal | external | builtin | shuffled | generic | none; a list is a grid axis")
     model: str | None = _f(None, "model for internal reflections (default: the model being trained)")
-    max_new_tokens: int = _f(48, "length cap of one reflection, in tokens")
-    batch_size: int = _f(16, "prompts per generation batch")
+    max_new_tokens: int = _f(48, "length cap of one reflection, in tokens", ge=1)
+    batch_size: int = _f(16, "prompts per generation batch", ge=1)
     api_base: str | None = _f(None, "external: OpenAI-compatible base URL (or env TBR_API_BASE)")
     api_model: str | None = _f(None, "external: model name at the endpoint")
     api_key_env: str = _f("OPENAI_API_KEY", "external: name of the environment variable holding the key")
-    concurrency: int = _f(4, "external: requests in flight")
-    timeout: float = _f(60.0, "external: seconds per request")
-    max_retries: int = _f(5, "external: retries on 429, 5xx, timeouts, malformed replies")
+    concurrency: int = _f(4, "external: requests in flight", ge=1)
+    timeout: float = _f(60.0, "external: seconds per request", gt=0)
+    max_retries: int = _f(5, "external: retries on 429, 5xx, timeouts, malformed replies", ge=0)
 
 
 @dataclass
 class BuildConfig:
     gamma: list[float] = _f([0.0, 1.0], "safety reflection ratio(s) γ in [0, 1]; a list is a grid axis; "
-                            "[] trains nothing (evaluation only)")
-    template: str = _f("chat", "chat (the model's chat template) | alpaca (the paper's)")
+                            "[] trains nothing (evaluation only)", ge=0, le=1)
+    template: str = _f("chat", "chat (the model's chat template) | alpaca (the paper's)", choices=("chat", "alpaca"))
     separator: str = _f(" ", "text between reflection and refusal")
     system_prompt: str | None = _f(None, "system prompt used when rendering with the chat template")
 
@@ -70,9 +81,9 @@ class BuildConfig:
 @dataclass
 class LoraConfig:
     enabled: bool = _f(True, "LoRA adapters; false = full fine-tuning")
-    r: int = _f(16, "rank")
-    alpha: int = _f(32, "scaling alpha")
-    dropout: float = _f(0.05, "dropout on the adapter input")
+    r: int = _f(16, "rank", ge=1)
+    alpha: int = _f(32, "scaling alpha", gt=0)
+    dropout: float = _f(0.05, "dropout on the adapter input", ge=0, lt=1)
     target_modules: list[str] = _f(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
                                    "module names that get adapters")
 
@@ -80,28 +91,31 @@ class LoraConfig:
 @dataclass
 class TrainConfig:
     lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "LoRA settings"})
-    epochs: float = _f(1.0, "passes over the training set")
-    max_steps: int = _f(-1, "stop after this many optimizer steps (-1: use epochs)")
-    learning_rate: float = _f(3e-4, "peak learning rate")
-    batch_size: int = _f(8, "sequences per device per step")
-    grad_accum: int = _f(1, "gradient accumulation steps")
-    max_length: int = _f(256, "token cutoff per example")
-    warmup_ratio: float = _f(0.03, "share of steps spent warming up")
+    epochs: float = _f(1.0, "passes over the training set", gt=0)
+    max_steps: int = _f(-1, "stop after this many optimizer steps (-1: use epochs)", ge=-1, not_zero=True)
+    learning_rate: float = _f(3e-4, "peak learning rate", gt=0, lt=1)
+    batch_size: int = _f(8, "sequences per device per step", ge=1)
+    grad_accum: int = _f(1, "gradient accumulation steps", ge=1)
+    max_length: int = _f(256, "token cutoff per example", ge=8)
+    warmup_ratio: float = _f(0.03, "share of steps spent warming up", ge=0, lt=1)
     gradient_checkpointing: bool = _f(False, "trade compute for memory (worth it only for big models)")
     group_by_length: bool = _f(True, "batch similar lengths together to waste less padding")
     padding_free: bool = _f(False, "concatenate each batch into one row, no padding (SDPA, no cross-sample "
                                    "attention; same loss as padded); off: no faster on CPU once "
                                    "group_by_length has cut the padding")
-    save_steps: int = _f(50, "checkpoint every N steps (resume after a kill)")
+    save_steps: int = _f(50, "checkpoint every N steps (resume after a kill)", ge=1)
+    report_to: list[str] = _f([], "experiment trackers that get the Trainer's logs: tensorboard | wandb | trackio "
+                              "| mlflow (default: none; logs go to train_log.jsonl and the progress bar)",
+                              choices=("none", "tensorboard", "wandb", "trackio", "mlflow", "comet_ml", "all"))
     merge: bool = _f(False, "also save the merged full model (for vLLM / lm-eval)")
 
 
 @dataclass
 class GenerateConfig:
-    backend: str = _f("hf", "hf | vllm | openai")
-    modes: list[str] = _f(["plain"], "prompting modes: plain | direct | cot")
-    max_new_tokens: int = _f(64, "response length cap")
-    batch_size: int = _f(64, "prompts per batch (hf backend; 64 was fastest on a 2-core CPU)")
+    backend: str = _f("hf", "hf | vllm | openai", choices=("hf", "vllm", "openai"))
+    modes: list[str] = _f(["plain"], "prompting modes: plain | direct | cot", choices=("plain", "direct", "cot"))
+    max_new_tokens: int = _f(64, "response length cap", ge=1)
+    batch_size: int = _f(64, "prompts per batch (hf backend; 64 was fastest on a 2-core CPU)", ge=1)
     api_base: str | None = _f(None, "openai backend: base URL")
     api_model: str | None = _f(None, "openai backend: model name")
     api_key_env: str = _f("OPENAI_API_KEY", "openai backend: env var with the key")
@@ -120,31 +134,34 @@ class JudgeConfig:
 
 @dataclass
 class EvalConfig:
-    bootstrap: int = _f(1000, "bootstrap resamples for paired differences")
+    bootstrap: int = _f(1000, "bootstrap resamples for paired differences", ge=0)
     general_tasks: list[str] = _f([], "lm-eval tasks for general ability (e.g. mmlu, gsm8k, arc_easy)")
-    general_limit: int | None = _f(None, "lm-eval: examples per task (quick runs)")
+    general_limit: int | None = _f(None, "lm-eval: examples per task (quick runs)", ge=1)
 
 
 @dataclass
 class AttributeConfig:
     enabled: bool = _f(False, "run the attribution stage")
-    limit: int = _f(50, "prompts with a focus word to attribute")
+    limit: int = _f(50, "prompts with a focus word to attribute", ge=1)
     neutral_words: list[str] = _f(["love", "see", "paint"], "replacements for the focus word (averaged)")
     target: str = _f("Sorry, but as an AI assistant, I couldn't answer your query.",
                      "refusal target text, or 'greedy' for the model's own first 16 response tokens")
-    ig_steps: int = _f(64, "integrated-gradients steps (the completeness gap is reported; 128 for tighter)")
-    ig_limit: int = _f(10, "integrated gradients on the first N prompts only (it costs ig_steps passes each)")
-    heatmaps: int = _f(2, "heatmaps drawn (first N prompts, all models side by side)")
+    ig_steps: int = _f(64, "integrated-gradients steps (the completeness gap is reported; 128 for tighter)", ge=1)
+    ig_limit: int = _f(10, "integrated gradients on the first N prompts only (it costs ig_steps passes each)", ge=0)
+    heatmaps: int = _f(2, "heatmaps drawn (first N prompts, all models side by side)", ge=0)
 
 
 @dataclass
 class ExperimentConfig:
     name: str = _f("demo", "run name: the run directory is <runs_dir>/<name>")
     runs_dir: str = _f("runs", "parent folder of run directories")
-    seed: list[int] = _f([0], "random seed(s); a list is a grid axis")
-    threads: int | None = _f(None, "torch CPU threads (default: torch's choice)")
+    seed: list[int] = _f([0], "random seed(s); a list is a grid axis", ge=0)
+    threads: int | None = _f(None, "torch CPU threads (default: torch's choice)", ge=1)
+    deterministic: bool = _f(False, "same metrics on every CPU family: fp32, one thread, deterministic torch "
+                             "algorithms, and MKL/oneDNN pinned to one instruction-set path (slower)")
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "base model"})
-    models: list[str] = _f([], "grid axis over base models (overrides model.name when non-empty)")
+    models: list[Any] = _f([], "grid axis over base models (overrides model.name when non-empty); each entry "
+                           "a name or folder, or {path: ..., label: ...} to name it in the report")
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "data sources"})
     reflect: ReflectConfig = field(default_factory=ReflectConfig, metadata={"help": "reflection stage"})
     build: BuildConfig = field(default_factory=BuildConfig, metadata={"help": "mixing and rendering"})
@@ -246,6 +263,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         p = Path(path)
         if not p.exists():
             raise TbrError("config file not found", path=p)
+        if p.is_dir():
+            raise TbrError("expected a config file (YAML), got a folder", path=p)
         try:
             loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
@@ -272,10 +291,86 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return cfg
 
 
+def _check_range(key: str, value: Any, meta: Mapping[str, Any]) -> None:
+    items = value if isinstance(value, list) else [value]
+    bounds = meta.get("range") or {}
+    choices = meta.get("choices")
+    for v in items:
+        if v is None:
+            continue
+        if choices and isinstance(v, str) and v not in choices:
+            raise TbrError(f"config key '{key}': expected one of {', '.join(choices)}, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        text = {"ge": ">= {}", "gt": "> {}", "le": "<= {}", "lt": "< {}"}
+        ok = {"ge": v >= bounds.get("ge", v), "gt": v > bounds["gt"] if "gt" in bounds else True,
+              "le": v <= bounds.get("le", v), "lt": v < bounds["lt"] if "lt" in bounds else True}
+        bad = [k for k in ("ge", "gt", "le", "lt") if k in bounds and not ok[k]]
+        if bad or (meta.get("not_zero") and v == 0):
+            lo = "[" if "ge" in bounds else "(" if "gt" in bounds else None
+            hi = "]" if "le" in bounds else ")" if "lt" in bounds else None
+            if lo and hi:  # a bounded interval reads best as one: within [0, 1]
+                a, b = bounds.get("ge", bounds.get("gt")), bounds.get("le", bounds.get("lt"))
+                want = f"within {lo}{_num(a)}, {_num(b)}{hi}"
+            else:
+                want = " and ".join(text[k].format(_num(bounds[k])) for k in ("ge", "gt", "le", "lt") if k in bounds)
+            if meta.get("not_zero"):
+                want += ", and not 0"
+            raise TbrError(f"config key '{key}': expected a value {want}, got {_num(v)}")
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(v)
+
+
+def check_ranges(obj: Any, prefix: str = "") -> None:
+    """Every field's value against the range and choices declared beside its help text."""
+    for f in dataclasses.fields(obj):
+        key = f"{prefix}{f.name}"
+        val = getattr(obj, f.name)
+        if dataclasses.is_dataclass(val):
+            check_ranges(val, key + ".")
+        else:
+            _check_range(key, val, f.metadata)
+
+
+def model_entries(cfg: ExperimentConfig) -> list[tuple[str, str | None]]:
+    """(path or name, explicit label or None) of each base model of the grid."""
+    if not cfg.models:
+        return [(cfg.model.name, None)]
+    out: list[tuple[str, str | None]] = []
+    for i, m in enumerate(cfg.models):
+        if isinstance(m, str):
+            out.append((m, None))
+            continue
+        if not isinstance(m, dict) or "path" not in m or set(m) - {"path", "label"}:
+            raise TbrError(f"config key 'models[{i}]': expected a name, a folder, or {{path: ..., label: ...}}, "
+                           f"got {m!r}")
+        label = m.get("label")
+        if not isinstance(m["path"], str) or not m["path"] or (label is not None and
+                                                               (not isinstance(label, str) or not label.strip())):
+            raise TbrError(f"config key 'models[{i}]': path and label must be non-empty strings, got {m!r}")
+        out.append((m["path"], label))
+    return out
+
+
+def model_paths(cfg: ExperimentConfig) -> list[str]:
+    return [p for p, _ in model_entries(cfg)]
+
+
 def validate(cfg: ExperimentConfig) -> None:
-    for g in cfg.build.gamma:
-        if not 0.0 <= g <= 1.0:
-            raise TbrError(f"config key 'build.gamma': γ must be within [0, 1], got {g}")
+    check_ranges(cfg)
+    if cfg.deterministic:  # what --deterministic means, recorded in the run's config.yaml
+        if cfg.model.dtype not in ("auto", "float32", "fp32"):
+            raise TbrError(f"config key 'model.dtype': deterministic runs use float32, got {cfg.model.dtype!r}")
+        if cfg.threads not in (None, 1):
+            raise TbrError(f"config key 'threads': deterministic runs use one thread, got {cfg.threads}")
+        cfg.model.dtype, cfg.threads = "float32", 1
+    entries = model_entries(cfg)
+    paths = [p for p, _ in entries]
+    dup = sorted({p for p in paths if paths.count(p) > 1})
+    if dup:
+        raise TbrError(f"config key 'models': {dup[0]!r} is listed twice")
     if not cfg.build.gamma and not cfg.generate.untouched:
         raise TbrError("config: build.gamma is empty (no training) and generate.untouched is false: nothing to evaluate")
     if cfg.build.template not in ("chat", "alpaca"):
@@ -304,14 +399,30 @@ def validate(cfg: ExperimentConfig) -> None:
     if not cfg.name or "/" in cfg.name:
         raise TbrError(f"config key 'name': expected a plain folder name, got {cfg.name!r}")
     from tbr.models import REGISTRY
-    named = [("models", m) for m in cfg.models] or [("model.name", cfg.model.name)]
+    named = [("models", m) for m in paths] if cfg.models else [("model.name", cfg.model.name)]
     for key, m in [*named, ("reflect.model", cfg.reflect.model), ("judge.model", cfg.judge.model)]:
         # the same rules as tbr.models.resolve, checked before any stage runs
-        if m is None or m in REGISTRY or Path(m).expanduser().exists() or \
-                (m.count("/") == 1 and not m.startswith((".", "/", "~"))):
+        if m is None or m in REGISTRY:
             continue
+        local = Path(m).expanduser()
+        if local.exists():
+            check_model_folder(local, key)
+            continue
+        if m.count("/") == 1 and not m.startswith((".", "/", "~")) and not Path(m.split("/")[0]).is_dir():
+            continue  # a Hugging Face id (owner/name); a path under an existing local folder is a typo
+        if "/" in m or m.startswith((".", "~")):
+            raise TbrError(f"config key '{key}': model folder not found", path=m)
         raise TbrError(f"config key '{key}': unknown model {m!r} (expected a registry name: {', '.join(REGISTRY)}; "
                        "an existing local folder; or a Hugging Face id owner/name)")
+
+
+def check_model_folder(path: Path, key: str) -> None:
+    """A local model is a folder holding a transformers config or a PEFT adapter."""
+    if not path.is_dir():
+        raise TbrError(f"config key '{key}': expected a model folder, got a file", path=path)
+    if not any((path / f).is_file() for f in ("config.json", "adapter_config.json")):
+        raise TbrError(f"config key '{key}': not a model folder (no config.json or adapter_config.json in it)",
+                       path=path)
 
 
 def describe(cls: type = ExperimentConfig, prefix: str = "") -> list[tuple[str, str, str]]:

@@ -8,6 +8,7 @@ time, so the same judgements always give byte-identical metrics.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -154,10 +155,13 @@ def evaluate_run(root: Path, out_dir: Path, labels: Sequence[str], eval_rows: li
         {lab: {j: read_jsonl(root / "judge" / _safe(lab) / f"{j}.jsonl") for j in cfg.judge.judges} for lab in labels},
         cfg.judge.primary)
     write_jsonl(Path(out_dir) / "disagreements.jsonl", disagreements)
+    sampling_file = root / "data" / "sampling.json"
+    sampling = json.loads(sampling_file.read_text(encoding="utf-8")) if sampling_file.is_file() else []
     metrics = {"primary_judge": cfg.judge.primary, "judges": list(cfg.judge.judges), "modes": list(cfg.generate.modes),
                "models": models, "paired": pairs, "cells": cell_info,
                "judge_validation": validated(cfg.judge.judges), "judge_agreement": agreement,
                "n_prompts": {"safe": sum(r["label"] == "safe" for r in eval_rows),
-                             "unsafe": sum(r["label"] == "unsafe" for r in eval_rows)}}
+                             "unsafe": sum(r["label"] == "unsafe" for r in eval_rows)},
+               "sampling": sampling}
     atomic_write_json(Path(out_dir) / "metrics.json", metrics)
     return {"models": len(labels), "pairs": len(pairs)}

@@ -48,7 +48,7 @@ def cell_status(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     """One dict per grid cell (then one per untouched model when generate.untouched): label,
     key (None for untouched models), model, seed, source, gamma, `stages` (stage -> done | stale
     | todo) and `done` (the stages that are done)."""
-    from tbr.pipeline import _safe, cell_label, cells
+    from tbr.pipeline import _safe, cell_label, cells, untouched_labels
     root = cfg.run_dir
     data_ok = _state(root / "data", to_dict(cfg.data)) == DONE
     out: list[dict[str, Any]] = []
@@ -66,8 +66,7 @@ def cell_status(cfg: ExperimentConfig) -> list[dict[str, Any]]:
         out.append({"label": label, "key": c.key, "model": c.model, "seed": c.seed, "source": c.source,
                     "gamma": c.gamma, "stages": st, "done": [s for s in CELL_STAGES if st[s] == DONE]})
     if cfg.generate.untouched:
-        for mname in (cfg.models or [cfg.model.name]):
-            label = "untouched" if len(cfg.models) <= 1 else f"{mname.split('/')[-1]}:untouched"
+        for label, mname in untouched_labels(cfg):
             st = {"generate": _state(root / "generate" / _safe(label), to_dict(cfg.generate)),
                   "judge": _state(root / "judge" / _safe(label), to_dict(cfg.judge))}
             st = _chain(st, data_ok)

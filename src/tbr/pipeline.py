@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tbr.config import ExperimentConfig, to_dict
-from tbr.io import atomic_write_text, read_jsonl, write_jsonl
+from tbr.config import ExperimentConfig, model_entries, model_paths, to_dict
+from tbr.errors import TbrError
+from tbr.io import atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
+from tbr.labels import check_unique, folder_name, model_labels
 from tbr.runs import fingerprint, run_lock
-from tbr.stages import log, run_stage
+from tbr.stages import log, ownership, run_stage
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Cell:
 
 
 def cells(cfg: ExperimentConfig) -> list[Cell]:
-    models = cfg.models or [cfg.model.name]
+    models = model_paths(cfg)
     out: list[Cell] = []
     for m, s, src, g in itertools.product(models, cfg.seed, cfg.reflect.source, cfg.build.gamma):
         if g == 0.0 or src == "none":
@@ -53,10 +55,36 @@ def cell_label(c: Cell, cfg: ExperimentConfig) -> str:
         if len(cfg.build.gamma) > 2 or (len(cfg.build.gamma) == 2 and 0.0 not in cfg.build.gamma):
             name += f"-g{c.gamma:.2f}"
     if len(cfg.models) > 1:
-        name = f"{c.model.split('/')[-1]}:{name}"
+        name = f"{base_labels(cfg)[c.model]}:{name}"
     if len(cfg.seed) > 1:
         name += f"-s{c.seed}"
     return name
+
+
+def base_labels(cfg: ExperimentConfig) -> dict[str, str]:
+    """Each base model's label (explicit, from a tbr run's manifest, or its folder's name)."""
+    entries = model_entries(cfg)
+    return dict(zip([p for p, _ in entries], model_labels(entries)))
+
+
+def untouched_labels(cfg: ExperimentConfig) -> list[tuple[str, str]]:
+    """(label, model) of each model evaluated as it is, before any fine-tuning."""
+    if not cfg.generate.untouched:
+        return []
+    names = base_labels(cfg)
+    if not cfg.build.gamma:  # evaluation only: the model's own label is the clearest
+        return [(names[m], m) for m in model_paths(cfg)]
+    if len(cfg.models) <= 1:
+        return [("untouched", model_paths(cfg)[0])]
+    return [(f"{names[m]}:untouched", m) for m in model_paths(cfg)]
+
+
+def subject_labels(cfg: ExperimentConfig) -> list[str]:
+    """Every label whose outputs get their own generate/ and judge/ folders; unique, or a
+    TbrError before any work starts."""
+    labels = [lab for lab, _ in untouched_labels(cfg)] + [cell_label(c, cfg) for c in cells(cfg)]
+    check_unique(labels)
+    return labels
 
 
 STAGES = ("data", "reflect", "build", "train", "generate", "judge", "attribute", "evaluate", "report")
@@ -66,16 +94,35 @@ def run(cfg: ExperimentConfig, progress: bool = True, until: str = "report") -> 
     """Run every stage up to and including `until`; finished stages are skipped, so running
     one stage alone means running the pipeline up to it."""
     root = cfg.run_dir
-    with run_lock(root):
-        return _run_locked(cfg, root, progress, until)
+    from tbr.preflight import preflight
+    preflight(cfg)  # every check that needs no model, before the run folder exists
+    fresh = not root.exists()
+    try:
+        with run_lock(root), ownership():
+            return _run_locked(cfg, root, progress, until)
+    except TbrError:
+        if fresh:
+            _remove_if_empty_run(root)
+        raise
+
+
+def _remove_if_empty_run(root: Path) -> None:
+    """A run folder this invocation made and no stage finished in holds nothing worth
+    keeping (config.yaml, a lock): remove it, so a bad input leaves nothing behind."""
+    import shutil
+    if root.is_dir() and not any(root.rglob("manifest.json")) and not any(root.rglob("*.partial")):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -> Path:
     import yaml
     from tbr import build as B
     from tbr.data.sources import load_training
-    from tbr.suites import load_suite
+    from tbr.suites import load_suite_sampled
 
+    if cfg.deterministic:
+        from tbr.determinism import apply
+        apply(cfg)
     if cfg.threads:
         import torch
         torch.set_num_threads(cfg.threads)
@@ -95,16 +142,20 @@ def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -
         gen = load_training("general", d.general.source, d.general.limit, seed0, d.general.columns)
         saf = load_training("safety", d.safety.source, d.safety.limit, seed0, d.safety.columns)
         ev: list[dict[str, Any]] = []
+        sampling = []
         for s in d.eval:
-            ev.extend(load_suite(s, d.eval_limit, seed0))
+            rows, info = load_suite_sampled(s, d.eval_limit, seed0)
+            ev.extend(rows)
+            sampling.append(info)
         write_jsonl(out / "general.jsonl", gen)
         write_jsonl(out / "safety.jsonl", saf)
         write_jsonl(out / "eval.jsonl", ev)
+        atomic_write_json(out / "sampling.json", sampling)
         return {"general": len(gen), "safety": len(saf), "eval": len(ev),
                 "eval_safe": sum(r["label"] == "safe" for r in ev),
                 "eval_unsafe": sum(r["label"] == "unsafe" for r in ev)}
     run_stage(data_dir, stage="data", label="data", fp=data_fp, config=to_dict(d), inputs={}, fn=do_data,
-              outputs=["general.jsonl", "safety.jsonl", "eval.jsonl"], announce=False)
+              outputs=["general.jsonl", "safety.jsonl", "eval.jsonl", "sampling.json"], announce=False)
     general = read_jsonl(data_dir / "general.jsonl")
     safety = read_jsonl(data_dir / "safety.jsonl")
     eval_rows = read_jsonl(data_dir / "eval.jsonl")
@@ -135,7 +186,7 @@ def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -
             atomic_write_text(out / "quality.md", quality_markdown(rep, src))
             return {**stats, "rows": len(refl), "with_reflection": sum(1 for v in refl.values() if v)}
         run_stage(rdir, stage="reflect", label=f"reflect [{src}]", fp=fp, config={"source": src, **rcfg},
-                  inputs={"data": data_fp}, fn=do_reflect, outputs=["reflections.jsonl"])
+                  inputs={"data": data_fp}, fn=do_reflect, outputs=["reflections.jsonl"], owner=rdir.name)
 
     if until == "reflect":
         return root
@@ -161,7 +212,7 @@ def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -
             return counts
         run_stage(bdir, stage="build", label=f"build [{label}]", fp=bfp,
                   config=to_dict(cfg.build) | {"gamma": c.gamma}, inputs={"reflect": refl_fp[(c.model, c.source)]},
-                  fn=do_build, outputs=["train.jsonl"])
+                  fn=do_build, outputs=["train.jsonl"], owner=label)
 
         if until == "build":
             continue
@@ -173,7 +224,7 @@ def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -
             return train(out, read_jsonl(bdir / "train.jsonl"), model_name=c.model, cfg=cfg.train, seed=c.seed,
                          progress=progress, **dev)
         run_stage(tdir, stage="train", label=f"train [{label}]", fp=tfp, config=to_dict(cfg.train),
-                  inputs={"build": bfp}, fn=do_train, outputs=["train_log.jsonl", "train_summary.json"])
+                  inputs={"build": bfp}, fn=do_train, outputs=["train_log.jsonl", "train_summary.json"], owner=label)
         trained[c] = (str(tdir / "model"), tfp)
 
     if until in ("build", "train"):
@@ -181,20 +232,15 @@ def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -
 
     # generate + judge per evaluated model --------------------------------------------------
     subjects: list[tuple[str, str, str]] = []  # (label, model path, fingerprint)
-    if cfg.generate.untouched:
-        for m in (cfg.models or [cfg.model.name]):
-            if not cfg.build.gamma:  # evaluation only: the model's own name is the clearest label
-                lab = Path(m).name if Path(m).exists() else m.split("/")[-1]
-            else:
-                lab = "untouched" if len(cfg.models) <= 1 else f"{m.split('/')[-1]}:untouched"
-            subjects.append((lab, m, fingerprint("untouched", m)))
+    for lab, m in untouched_labels(cfg):
+        subjects.append((lab, m, fingerprint("untouched", m)))
     for c, (path, tfp) in trained.items():
         subjects.append((cell_label(c, cfg), path, tfp))
 
     from tbr.evaluate import evaluate_run, judge_responses
     judge_fps: dict[str, str] = {}
     for lab, path, mfp in subjects:
-        gdir = root / "generate" / _safe(lab)
+        gdir = root / "generate" / folder_name(lab)
         gfp = fingerprint("generate", to_dict(cfg.generate), mfp, data_fp, dev)
 
         def do_generate(out: Path, lab: str = lab, path: str = path) -> dict[str, Any]:
@@ -207,11 +253,11 @@ def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -
                                            "api_key_env": g.api_key_env, "cache_dir": root / "cache" / "api"},
                                       **dev)
         run_stage(gdir, stage="generate", label=f"generate [{lab}]", fp=gfp, config=to_dict(cfg.generate),
-                  inputs={"model": mfp}, fn=do_generate, outputs=["responses.jsonl"])
+                  inputs={"model": mfp}, fn=do_generate, outputs=["responses.jsonl"], owner=lab)
 
         if until == "generate":
             continue
-        jdir = root / "judge" / _safe(lab)
+        jdir = root / "judge" / folder_name(lab)
         # the learned judge's shipped weights are part of what it is: new weights rejudge every row
         jfp = fingerprint("judge", to_dict(cfg.judge), gfp, _judge_weights_version(cfg.judge.judges))
 
@@ -220,7 +266,7 @@ def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -
                                    cache_dir=root / "cache" / "api")
         run_stage(jdir, stage="judge", label=f"judge [{lab}]", fp=jfp, config=to_dict(cfg.judge),
                   inputs={"generate": gfp}, fn=do_judge,
-                  outputs=[f"{j}.jsonl" for j in cfg.judge.judges])
+                  outputs=[f"{j}.jsonl" for j in cfg.judge.judges], owner=lab)
         judge_fps[lab] = jfp
 
     if until in ("generate", "judge"):
@@ -277,8 +323,7 @@ def _run_locked(cfg: ExperimentConfig, root: Path, progress: bool, until: str) -
     return root
 
 
-def _safe(label: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
+_safe = folder_name  # older name, kept for callers outside this module
 
 
 def _judge_weights_version(judges: list[str]) -> str | None:

@@ -44,6 +44,18 @@ def stage_timings(root: Path) -> dict[str, float]:
     return out
 
 
+def sampling_lines(sampling: list[dict[str, Any]]) -> list[str]:
+    """'N of M, stratified by ...' for every suite a limit cut; the whole suites are said too."""
+    out = []
+    for s in sampling:
+        if s["kept"] < s["total"]:
+            out.append(f"Suite `{s['suite']}`: sampled {s['kept']} of {s['total']} prompts, stratified by "
+                       f"{s['stratified_by']} (seed {s['seed']}; data.eval_limit={s['limit']}).")
+        else:
+            out.append(f"Suite `{s['suite']}`: all {s['total']} prompts.")
+    return out + [""] if out else []
+
+
 def judge_section(m: dict[str, Any], pj: str, labels: list[str]) -> list[str]:
     """How far to trust the numbers above: the primary judge's validated accuracy, and how
     often the judges disagree on this run's own rows."""
@@ -79,6 +91,10 @@ def write_report(root: Path) -> Path:
     root = Path(root)
     src = root / "evaluate" / "metrics.json"
     if not src.exists():
+        if not root.exists():
+            raise TbrError("no such run folder", path=root)
+        if not root.is_dir():
+            raise TbrError("expected a run folder, got a file", path=root)
         raise TbrError("no evaluate/metrics.json: run the evaluate stage first", path=root)
     raw = src.read_bytes()
     try:
@@ -98,6 +114,7 @@ def write_report(root: Path) -> Path:
              f"Compliance rate (CR) = full compliance / judged prompts, with Wilson 95% intervals. "
              f"Primary judge: `{pj}`. Unparsed judgements are counted apart, never as refusals. "
              f"Prompts: {m['n_prompts']['safe']} safe, {m['n_prompts']['unsafe']} unsafe.", ""]
+    lines += sampling_lines(m.get("sampling", []))
     for mode in m["modes"]:
         lines += [f"## Compliance by model (mode `{mode}`)", "",
                   "| model | safe CR (higher is better) | unsafe CR (lower is better) | safe full refusal | safe partial |",

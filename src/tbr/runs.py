@@ -56,6 +56,11 @@ def is_done(stage_dir: Path, fp: str) -> bool:
     return bool(m) and m.get("fingerprint") == fp
 
 
+def _hardware() -> dict[str, Any]:
+    from tbr.hardware import hardware
+    return hardware()
+
+
 def write_manifest(stage_dir: Path, *, stage: str, fp: str, config: Any, inputs: Mapping[str, str],
                    counts: Mapping[str, Any], seconds: float, outputs: list[str] | None = None,
                    extra: Mapping[str, Any] | None = None) -> Path:
@@ -75,6 +80,7 @@ def write_manifest(stage_dir: Path, *, stage: str, fp: str, config: Any, inputs:
         "counts": dict(counts),
         "seconds": round(seconds, 2),
         "versions": package_versions(),
+        "hardware": _hardware(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if extra:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from tbr.io import atomic_write_text
 from tbr.runs import Timer, is_done, read_manifest, write_manifest
@@ -16,15 +17,46 @@ def log(msg: str) -> None:
     print(f"tbr: {msg}", file=sys.stderr, flush=True)
 
 
+class OwnershipError(RuntimeError):
+    """Two subjects of one run were about to share a stage folder: a bug, never a user error
+    (labels are checked for uniqueness before any work starts)."""
+
+
+_claims: dict[Path, str] | None = None
+
+
+@contextmanager
+def ownership() -> Iterator[dict[Path, str]]:
+    """Within one pipeline run, each stage folder belongs to one subject (a model label, or
+    the run itself for shared stages). A second subject claiming it raises OwnershipError
+    before anything is written, so no model's outputs can overwrite another's."""
+    global _claims
+    saved, _claims = _claims, {}
+    try:
+        yield _claims
+    finally:
+        _claims = saved
+
+
+def claim(stage_dir: Path, owner: str) -> None:
+    if _claims is None:
+        return
+    key = Path(stage_dir).resolve()
+    held = _claims.setdefault(key, owner)
+    if held != owner:
+        raise OwnershipError(f"{stage_dir}: stage folder of {held!r} would be written by {owner!r}")
+
+
 def run_stage(stage_dir: Path, *, stage: str, label: str, fp: str, config: Any, inputs: Mapping[str, str],
               fn: Callable[[Path], Mapping[str, Any]], outputs: list[str] | None = None,
-              announce: bool = True) -> dict[str, Any]:
+              announce: bool = True, owner: str = "run") -> dict[str, Any]:
     """Run `fn(stage_dir) -> counts` unless the stage already finished with this fingerprint.
 
     A folder left by an earlier attempt with the same fingerprint is kept, so long stages can
     resume from their partial files; one left with another fingerprint (the config or an
     input changed) is wiped first, so no stale row can leak into new results."""
     stage_dir = Path(stage_dir)
+    claim(stage_dir, owner)
     if is_done(stage_dir, fp):
         log(f"{label}: finished earlier, skipped")
         return read_manifest(stage_dir) or {}
@@ -45,7 +77,7 @@ def run_stage(stage_dir: Path, *, stage: str, label: str, fp: str, config: Any, 
         _drop_if_nothing_to_resume(stage_dir)
         raise
     write_manifest(stage_dir, stage=stage, fp=fp, config=config, inputs=inputs, counts=counts,
-                   seconds=t.seconds, outputs=outputs)
+                   seconds=t.seconds, outputs=outputs, extra={"subject": owner})
     log(f"{label}: done in {t.seconds:.0f} s")
     return read_manifest(stage_dir) or {}
 

@@ -248,6 +248,45 @@ def _callbacks(log_file: Path) -> list[Any]:
     return [JsonlLog(), MarkComplete()]
 
 
+def step_bar(label: str, collator: CountingCollator) -> Any:
+    """A TrainerCallback drawing one tqdm bar per training run: steps, with loss, tokens/s
+    and ETA in its postfix. It replaces the Trainer's own bar, which prints every log dict
+    as a raw line between bars."""
+    import time
+
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class StepBar(TrainerCallback):
+        def __init__(self) -> None:
+            self.bar: Any = None
+            self.t0 = 0.0
+            self.tok0 = 0
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.is_world_process_zero:
+                self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=label, unit="step",
+                                dynamic_ncols=True, leave=False)
+                self.t0, self.tok0 = time.perf_counter(), sum(collator.tokens)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if self.bar is None or not logs or "loss" not in logs:
+                return
+            dt = max(1e-9, time.perf_counter() - self.t0)
+            self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}",
+                                 tok_s=f"{(sum(collator.tokens) - self.tok0) / dt:.0f}", refresh=True)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+    return StepBar()
+
+
 # -- trainer --------------------------------------------------------------------------------
 
 def sft_config(t: Any, out: Path, *, bf16: bool, seed: int, steps_hint: int, cpu: bool, progress: bool) -> Any:
@@ -262,9 +301,9 @@ def sft_config(t: Any, out: Path, *, bf16: bool, seed: int, steps_hint: int, cpu
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         # rows come truncated by tokenize_row; padding-free insists on max_length=None
         max_length=None if t.padding_free else t.max_length, padding_free=t.padding_free,
-        report_to=[], seed=seed, data_seed=seed, use_cpu=cpu, ddp_backend="gloo" if cpu and world()[1] > 1 else None,
+        report_to=[r for r in getattr(t, "report_to", []) if r != "none"], seed=seed, data_seed=seed, use_cpu=cpu, ddp_backend="gloo" if cpu and world()[1] > 1 else None,
         dataloader_num_workers=0, dataloader_pin_memory=not cpu, remove_unused_columns=False,
-        disable_tqdm=not progress,
+        disable_tqdm=True,  # tbr draws its own bar (step_bar); the Trainer's prints raw log dicts
     )
 
 
@@ -303,6 +342,14 @@ def build_trainer(out_dir: Path, rows: list[dict[str, Any]], *, model_name: str,
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
                          peft_config=peft_config, callbacks=_callbacks(out_dir / "train_log.jsonl"))
     trainer.data_collator = CountingCollator(trainer.data_collator)
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from tbr import quiet
+    if not quiet.VERBOSE:  # --verbose brings the Trainer's raw log lines back
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+    if progress:
+        trainer.add_callback(step_bar(f"train {Path(out_dir).name}", trainer.data_collator))
     n_params = sum(p.numel() for p in trainer.model.parameters())
     n_train = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     counts.update({"params": int(n_params), "trainable_params": int(n_train), "dtype": str(dt).replace("torch.", ""),

@@ -335,6 +335,8 @@ def run(args: argparse.Namespace) -> int:
     if args.data_cmd == "check":
         return _check(args.strict)
     if args.data_cmd == "card":
+        if args.update and Path(args.update).is_dir():
+            raise TbrError("--update: expected a file, got a folder", path=args.update)
         return _card(args.update)
     raise TbrError(f"unknown data command {args.data_cmd!r}")
 

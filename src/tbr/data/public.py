@@ -166,6 +166,8 @@ def resolve(source: str) -> tuple[PublicSet | None, Path | None, Hub | None]:
         rp = Path(rest).expanduser()
         if rp.is_file():
             return ps, rp, None
+        if rp.is_dir():
+            raise TbrError(f"{name}: expected a file, got a folder", path=rest)
         if re.fullmatch(r"[\w.-]+/[\w.-]+", rest) and not Path(rest).suffix:
             hub = next((h for h in ps.hub if h.id == rest), Hub(rest))
             return ps, None, hub

@@ -67,4 +67,13 @@ def load_suite(name: str, limit: int | None = None, seed: int = 0, path: str | N
     return stratified_sample(rows, limit, key=lambda r: (r["label"], r["type"]), seed=seed)
 
 
-__all__ = ["SUITES", "Suite", "load_suite", "split_suite"]
+def load_suite_sampled(name: str, limit: int | None = None, seed: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The suite's prompts and what was kept of them: {suite, kept, total, limit,
+    stratified_by, seed}. Reports print "kept of total" whenever a limit cut the suite."""
+    whole = load_suite(name, None, seed)
+    rows = stratified_sample(whole, limit, key=lambda r: (r["label"], r["type"]), seed=seed)
+    return rows, {"suite": name, "kept": len(rows), "total": len(whole), "limit": limit,
+                  "stratified_by": "label x type" if len(rows) < len(whole) else None, "seed": seed}
+
+
+__all__ = ["SUITES", "Suite", "load_suite", "load_suite_sampled", "split_suite"]

@@ -1,0 +1,84 @@
+"""Checks that need no model, run before a run folder is made: each failure is one line
+naming the key or file and what was expected, and leaves nothing on disk.
+
+- every subject's label is unique (labels name the folders outputs go to);
+- every file a run will read exists, is a file, and can be read: training sources and
+  evaluation suites (model folders are checked in config.validate);
+- no output aliases an input: the run folder is not an input, does not lie inside a model
+  folder, and holds no input in a folder the run rewrites (only its own train/ models may be
+  read back, as `tbr eval --model runs/demo/train/<cell>/model` does)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tbr.config import ExperimentConfig, model_paths
+from tbr.errors import TbrError
+
+
+def check_input_file(path: str | Path, key: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise TbrError(f"{key}: file not found", path=p)
+    if p.is_dir():
+        raise TbrError(f"{key}: expected a file, got a folder", path=p)
+    if not os.access(p, os.R_OK):
+        raise TbrError(f"{key}: cannot read the file (permission denied)", path=p)
+    return p
+
+
+def input_files(cfg: ExperimentConfig) -> list[tuple[str, Path]]:
+    """(config key, local file) of every file the data stage will read."""
+    from tbr.data.public import PUBLIC
+    from tbr.suites import SUITES, split_suite
+    out: list[tuple[str, Path]] = []
+    for kind in ("general", "safety"):
+        src = getattr(cfg.data, kind).source
+        head, sep, rest = src.partition(":")
+        if src == "builtin" or (src in PUBLIC and not sep):
+            continue
+        path = rest if head in PUBLIC and sep else src
+        if not sep and not Path(src).suffix and not Path(src).exists():
+            from tbr.data.public import resolve
+            resolve(src)  # neither a set nor a file: its own message lists what is known
+        if head in PUBLIC and sep and "/" in rest and not Path(rest).suffix and not Path(rest).exists():
+            continue  # NAME:owner/dataset, a hub copy
+        out.append((f"data.{kind}.source", check_input_file(path, f"config key 'data.{kind}.source'")))
+    for s in cfg.data.eval:
+        name, inline = split_suite(s)
+        if inline is not None:
+            if "/" in inline and not Path(inline).suffix and not Path(inline).exists():
+                continue  # SUITE:owner/dataset on the hub
+            out.append(("data.eval", check_input_file(inline, "config key 'data.eval'")))
+        elif name not in SUITES:
+            out.append(("data.eval", check_input_file(name, "config key 'data.eval'")))
+    return out
+
+
+def _inside(p: Path, root: Path) -> bool:
+    try:
+        p.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def check_aliasing(cfg: ExperimentConfig, files: list[tuple[str, Path]]) -> None:
+    run = cfg.run_dir.expanduser().resolve()
+    if run.exists() and not run.is_dir():
+        raise TbrError("config keys 'runs_dir'/'name': the run folder is a file, expected a folder", path=cfg.run_dir)
+    models = [("models" if cfg.models else "model.name", Path(m).expanduser().resolve())
+              for m in model_paths(cfg) if Path(m).expanduser().exists()]
+    for key, p in [(k, f.resolve()) for k, f in files] + models:
+        if p == run or _inside(run, p):
+            raise TbrError(f"config key '{key}': the run folder {cfg.run_dir} would be written inside this input; "
+                           "choose another name or runs_dir", path=p)
+        if _inside(p, run) and not _inside(p, run / "train"):
+            raise TbrError(f"config key '{key}': this input lies in the run folder {cfg.run_dir}, which the run "
+                           "rewrites; copy it elsewhere or choose another run name", path=p)
+
+
+def preflight(cfg: ExperimentConfig) -> None:
+    from tbr.pipeline import subject_labels
+    subject_labels(cfg)
+    check_aliasing(cfg, input_files(cfg))
