@@ -6,6 +6,8 @@ Kept for traceability: every row of the shipped file can be followed back throug
     python scripts/build_judge_bench.py chunks   --pool pool_model.jsonl --pool pool_written.jsonl --n 4 --out DIR
     python scripts/build_judge_bench.py disagree --pool ... --labels-a DIR_A --labels-b DIR_B --out disagreements.jsonl
     python scripts/build_judge_bench.py assemble --pool ... --labels-a ... --labels-b ... --adjudicated FILE --out FILE
+    python scripts/build_judge_bench.py sample   --model NAME=PATH ... --experiment E --per-model 300 --out pool_sampled.jsonl
+    python scripts/build_judge_bench.py extend   --bench judge_bench.jsonl --pool pool_sampled.jsonl --labels-a ... --labels-b ... --out FILE
 
 1. `pool`: responses of the project's own models (untouched, baseline and TBR fine-tunes of
    several runs) to built-in prompts. Within a run every model answers the *same* sampled
@@ -21,6 +23,13 @@ Kept for traceability: every row of the shipped file can be followed back throug
    listed in an --exclude file (a written row whose response was pasted under the wrong prompt). The split is
    drawn per prompt (all answers to one prompt fall on one side), stratified by source and
    prompt label with a seeded hash: TEST_SHARE of the prompts form the frozen test split.
+5. `sample` (second round): sampled answers (temperature 0.8, seeded) of a run's models to
+   the same stratified draw of built-in pseudo-harmful, safety and general prompts, for more
+   project rows than greedy decoding of one run gives.
+6. `extend`: adds newly labelled pool rows to a shipped bench without moving any shipped row
+   across the split. A new row whose prompt is already in the bench takes that prompt's
+   split; a new prompt goes to test when its seeded hash falls below TEST_SHARE. Rows whose
+   (prompt, response) is already in the bench are dropped.
 """
 from __future__ import annotations
 
@@ -186,6 +195,75 @@ def cmd_assemble(a: argparse.Namespace) -> None:
     print(f"{a.out}: {len(out)} rows ({n_test} test, {len(out) - n_test} train); dropped {dict(dropped)}")
 
 
+def _builtin_prompts() -> list[dict]:
+    """Built-in prompts with the bench's prompt_label and prompt_type."""
+    from tbr.data.sources import builtin_rows
+    out = [{"id": r["id"], "prompt": r["prompt"], "label": r["label"], "type": r["type"]}
+           for r in builtin_rows("pseudo-harmful")]
+    out += [{"id": r["id"], "prompt": r["prompt"], "label": "unsafe", "type": "safety_" + r["category"]}
+            for r in builtin_rows("safety")]
+    out += [{"id": r["id"], "prompt": r["prompt"], "label": "safe", "type": "general_" + r["category"]}
+            for r in builtin_rows("general")]
+    return out
+
+
+def cmd_sample(a: argparse.Namespace) -> None:
+    from tbr.generate import hf_generate_chat, response_row
+    from tbr.models import load_model
+    from tbr.prompts import mode_messages
+    rng = random.Random(a.seed)
+    prompts = _builtin_prompts()
+    strata = defaultdict(list)
+    for p in prompts:
+        strata[(p["label"], p["type"])].append(p)
+    chosen = []
+    for key in sorted(strata):  # proportional allocation, at least one per stratum
+        ps = sorted(strata[key], key=lambda p: p["id"])
+        rng.shuffle(ps)
+        chosen += ps[:max(1, round(a.per_model * len(ps) / len(prompts)))]
+    chosen.sort(key=lambda p: p["id"])
+    out = []
+    for spec in a.model:
+        name, _, path = spec.partition("=")
+        model, tok = load_model(path)
+        texts = hf_generate_chat(model, tok, [mode_messages(p["prompt"], "plain") for p in chosen],
+                                 max_new_tokens=a.max_new_tokens, do_sample=True, temperature=a.temperature,
+                                 seed=a.seed, desc=name)
+        for p, t in zip(chosen, texts):
+            r = response_row({**p, "suite": "builtin"}, "plain", t, name)
+            if not t.strip():
+                continue
+            out.append({"id": f"jb-{a.experiment}-{name}-{p['id']}", "prompt": p["prompt"], "response": t,
+                        "reflection": r["reflection"], "answer": r["answer"], "prompt_label": p["label"],
+                        "prompt_type": p["type"], "source": "project", "model": f"{a.experiment}:{name}",
+                        "family": "project-" + name.split("-")[0], "experiment": a.experiment})
+        del model
+    write(a.out, out)
+    print(f"{a.out}: {len(out)} rows")
+
+
+def cmd_extend(a: argparse.Namespace) -> None:
+    bench = read(Path(a.bench))
+    seen = {(r["prompt"], r["response"]) for r in bench}
+    split_of = {r["prompt"]: r["split"] for r in bench}
+    ns = argparse.Namespace(**{**vars(a), "out": a.out + ".new"})
+    cmd_assemble(ns)
+    new = read(Path(ns.out))
+    Path(ns.out).unlink()
+    added = []
+    for r in new:
+        if (r["prompt"], r["response"]) in seen:
+            continue
+        seen.add((r["prompt"], r["response"]))
+        h = zlib.crc32(f"{a.seed}:{r['prompt']}".encode()) / 2**32
+        r["split"] = split_of.get(r["prompt"]) or ("test" if h < TEST_SHARE else "train")
+        added.append(r)
+    out = sorted(bench + added, key=lambda r: (r["source"], r["model"], r["id"]))
+    write(a.out, out)
+    n_test = sum(r["split"] == "test" for r in added)
+    print(f"{a.out}: {len(out)} rows; added {len(added)} ({n_test} test)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -194,7 +272,15 @@ def main() -> None:
     p.add_argument("--per-model", type=int, default=210)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
-    for name in ("chunks", "disagree", "assemble"):
+    p = sub.add_parser("sample")
+    p.add_argument("--model", action="append", required=True, help="NAME=PATH (a model folder or registry name)")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--per-model", type=int, default=300)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    for name in ("chunks", "disagree", "assemble", "extend"):
         p = sub.add_parser(name)
         p.add_argument("--pool", action="append", required=True)
         p.add_argument("--out", required=True)
@@ -204,11 +290,14 @@ def main() -> None:
         else:
             p.add_argument("--labels-a", required=True)
             p.add_argument("--labels-b", required=True)
-        if name == "assemble":
+        if name == "extend":
+            p.add_argument("--bench", required=True)
+        if name in ("assemble", "extend"):
             p.add_argument("--adjudicated", action="append", default=None)
             p.add_argument("--exclude", action="append", default=None, help="JSONL of {id, why}: rows left out")
     a = ap.parse_args()
-    {"pool": cmd_pool, "chunks": cmd_chunks, "disagree": cmd_disagree, "assemble": cmd_assemble}[a.cmd](a)
+    {"pool": cmd_pool, "chunks": cmd_chunks, "disagree": cmd_disagree, "assemble": cmd_assemble,
+     "sample": cmd_sample, "extend": cmd_extend}[a.cmd](a)
 
 
 if __name__ == "__main__":
