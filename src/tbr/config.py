@@ -146,7 +146,8 @@ class AttributeConfig:
     neutral_words: list[str] = _f(["love", "see", "paint"], "replacements for the focus word (averaged)")
     target: str = _f("Sorry, but as an AI assistant, I couldn't answer your query.",
                      "refusal target text, or 'greedy' for the model's own first 16 response tokens")
-    ig_steps: int = _f(64, "integrated-gradients steps (the completeness gap is reported; 128 for tighter)", ge=1)
+    ig_steps: int = _f(64, "integrated-gradients steps (the completeness gap is reported; 128 for tighter; "
+                       "0: no integrated gradients)", ge=0)
     ig_limit: int = _f(10, "integrated gradients on the first N prompts only (it costs ig_steps passes each)", ge=0)
     heatmaps: int = _f(2, "heatmaps drawn (first N prompts, all models side by side)", ge=0)
 
