@@ -135,7 +135,8 @@ def test_check_passes_on_the_builtin_sets(capsys) -> None:
     # the counts the data card promises
     assert len(loaded.rows["general"]) >= 600 and len(loaded.rows["safety"]) >= 210
     assert len(loaded.rows["pseudo-harmful"]) >= 450 and len(loaded.rows["judge-adversarial"]) >= 400
-    assert len(loaded.rows["judge-bench"]) >= 1600
+    assert len(loaded.rows["judge-bench"]) >= 2400
+    assert sum(r["source"] == "project" for r in loaded.rows["judge-bench"]) >= 1200
     assert "tbr data check" in capsys.readouterr().out
 
 
