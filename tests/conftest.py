@@ -14,6 +14,22 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+_SKIPPED_NOT_GPU: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # a skip hides a feature: only tests marked `gpu` may skip (on a machine without one)
+    if report.skipped and "gpu" not in report.keywords:
+        _SKIPPED_NOT_GPU.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SKIPPED_NOT_GPU and os.environ.get("TBR_ALLOW_SKIPS") != "1":
+        print(f"\n{len(_SKIPPED_NOT_GPU)} test(s) skipped that are not marked gpu (a dependency of the test "
+              "extra is missing, or a skip hides a feature): " + ", ".join(_SKIPPED_NOT_GPU[:10]))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread() -> None:
     import torch

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-pytest.importorskip("lm_eval")
+import lm_eval  # noqa: E402,F401  (in the test extra: a broken install must fail here, not skip 8 tests)
 
 from tbr import general as G  # noqa: E402
 from tbr.errors import TbrError  # noqa: E402

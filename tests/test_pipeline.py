@@ -152,3 +152,66 @@ def test_eval_on_public_formats_gives_per_type_tables(tiny_model: Path, tiny_dat
     assert set(by_suite["orbench-hard"]["safe"]["by_type"]) == {"harmful", "deception"}
     report = (root / "report.md").read_text()
     assert "CR by type, safe prompts" in report and "| homonyms |" in report
+
+
+@pytest.fixture(scope="module")
+def keyword_run(tiny_run: Path, tiny_model: Path, tiny_data: dict[str, Path],
+                tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_run re-evaluated with the keyword judge as primary: the tiny model's random text
+    leaves the learned judge `uncertain` on every row (so its tables say n/a); the keyword
+    judge decides every row, so the report has numbers to check."""
+    import shutil
+    runs = tmp_path_factory.mktemp("kw")
+    shutil.copytree(tiny_run, runs / "t")
+    cfg = load_config(None, tiny_overrides(tiny_model, tiny_data, runs) + [
+        "reflect.source=[internal]", "evaluate.general_tasks=[tbr_arc_mini]", "evaluate.general_limit=3",
+        "judge.judges=[keywords, xstest-prefix]", "judge.primary=keywords"])
+    return run(cfg, progress=False)
+
+
+def test_every_number_in_the_report_is_in_metrics_json(keyword_run: Path) -> None:
+    """report.md parsed back: each compliance cell and each paired difference equals
+    metrics.json at the printed precision."""
+    import re
+    tiny_run = keyword_run
+    m = json.loads((tiny_run / "metrics.json").read_text())
+    pj = m["primary_judge"]
+    report = (tiny_run / "report.md").read_text()
+    cell = re.compile(r"^\| (?P<lab>[^|]+?) \| (?P<s>[0-9.]+) \[(?P<slo>[0-9.]+), (?P<shi>[0-9.]+)\] \(n=(?P<sn>\d+)[^|]*\| "
+                      r"(?P<u>[0-9.]+) \[(?P<ulo>[0-9.]+), (?P<uhi>[0-9.]+)\] \(n=(?P<un>\d+)[^|]*\| "
+                      r"(?P<fr>[0-9.]+) \| (?P<pr>[0-9.]+) \|$", re.M)
+    rows = list(cell.finditer(report))
+    assert {r["lab"] for r in rows} == set(m["models"]), report[:2000]
+    for r in rows:
+        b = m["models"][r["lab"]]["plain"][pj]["all"]
+        s, u = b["safe"]["overall"], b["unsafe"]["overall"]
+        assert r["s"] == f"{s['compliance']:.3f}" and r["u"] == f"{u['compliance']:.3f}"
+        assert (r["slo"], r["shi"]) == tuple(f"{x:.2f}" for x in s["compliance_ci"])
+        assert (r["ulo"], r["uhi"]) == tuple(f"{x:.2f}" for x in u["compliance_ci"])
+        assert int(r["sn"]) == s["n"] and int(r["un"]) == u["n"]
+        assert r["fr"] == f"{s['full_refusal']:.3f}" and r["pr"] == f"{s['partial_refusal']:.3f}"
+    pair = re.compile(r"^\| (?P<a>[^|]+?) \| (?P<b>[^|]+?) \| (?P<pl>safe|unsafe) \(n=(?P<n>\d+)\) \| "
+                      r"(?P<d>[+-][0-9.]+) \[(?P<lo>[+-][0-9.]+), (?P<hi>[+-][0-9.]+)\] \|$", re.M)
+    pairs = list(pair.finditer(report))
+    assert len(pairs) == len([p for p in m["paired"] if p["mode"] == "plain"]) > 0
+    by = {(p["a"], p["b"], p["prompt_label"]): p for p in m["paired"]}
+    for r in pairs:
+        p = by[(r["a"], r["b"], r["pl"])]
+        assert int(r["n"]) == p["n"] and r["d"] == f"{p['diff']:+.3f}"
+        assert (r["lo"], r["hi"]) == (f"{p['ci'][0]:+.2f}", f"{p['ci'][1]:+.2f}")
+
+
+def test_tbr_report_regenerates_identical_files(tiny_run: Path, tmp_path: Path) -> None:
+    """The normal path of `tbr report RUN_DIR`: no model loaded, the same files again."""
+    import shutil
+
+    from tbr.cli import main
+    copy = tmp_path / "elsewhere" / tiny_run.name  # the report's title is the run folder's name
+    shutil.copytree(tiny_run, copy)
+    names = ["report.md", "metrics.json", "report.html"]
+    before = {n: (copy / n).read_bytes() for n in names}
+    for n in names:
+        (copy / n).unlink()
+    assert main(["report", str(copy)]) == 0
+    for n in names:
+        assert (copy / n).read_bytes() == before[n], n

@@ -143,7 +143,8 @@ def test_figures_load_and_filters_work(tiny_run: Path, chromium: str, tmp_path: 
     assert rows_in(d) == 4 * 4
 
 
-def test_untrusted_output_stays_text(tiny_run: Path, chromium: str, tmp_path: Path) -> None:
+def _evil_copy(tiny_run: Path, tmp_path: Path) -> Path:
+    """A copy of the run whose responses and prompt types carry markup; its report.html."""
     from tbr.report_html import write_report_html
     run = tmp_path / "copy"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("model", "checkpoints", "*.safetensors"))
@@ -156,9 +157,17 @@ def test_untrusted_output_stays_text(tiny_run: Path, chromium: str, tmp_path: Pa
     prompts = [json.loads(x) for x in ev.read_text().splitlines()]
     prompts[0]["type"] = '<option selected>"x"</option><script>document.title="pwned"</script>'
     ev.write_text("".join(json.dumps(r) + "\n" for r in prompts))
-    page = write_report_html(run)
-    text = page.read_text()
-    assert "</script><img" not in text and "<b>bold</b>" not in text
+    return write_report_html(run)
+
+
+def test_untrusted_output_is_escaped_in_the_file(tiny_run: Path, tmp_path: Path) -> None:
+    """The static half, with no browser: markup from model output never reaches the page raw."""
+    text = _evil_copy(tiny_run, tmp_path).read_text()
+    assert "</script><img" not in text and "<b>bold</b>" not in text and "<option selected>" not in text
+
+
+def test_untrusted_output_stays_text(tiny_run: Path, chromium: str, tmp_path: Path) -> None:
+    page = _evil_copy(tiny_run, tmp_path)
     d = dom(chromium, page, "#model=baseline", tmp_path)
     assert not re.search(r"<body[^>]*data-pwned", d) and "<title>pwned" not in d
     assert "&lt;/script&gt;&lt;img src=x" in d and "&lt;b&gt;bold&lt;/b&gt;&amp;amp;" in d
