@@ -294,4 +294,8 @@ def test_benchmark_smoke_run():
     assert re.fullmatch(r"ratio: \d+\.\d+", lines[-1]), lines[-1]
     assert any(x.startswith("tbr:") and "tokens/s" in x for x in lines)
     assert any(x.startswith("naive:") and "tokens/s" in x for x in lines)
-    assert any(re.match(r"identical outputs: \d+/8 = ", x) for x in lines)
+    same = [int(m.group(1)) for x in lines if (m := re.match(r"identical outputs: (\d+)/8 = ", x))]
+    # float32 on the tiny model: batched and one-at-a-time greedy decoding agree on nearly every
+    # row (a row may differ where two logits tie to rounding); 0/8 would mean the benchmark
+    # compares different things
+    assert same and same[0] >= 6, lines

@@ -9,10 +9,13 @@ from tbr.metrics import breakdown, paired_bootstrap, rates, wilson
 
 
 def test_wilson_hand_computed() -> None:
-    # k=8, n=10, z=1.96: centre (0.8 + 0.19208)/1.38416 = 0.716825; half 0.226458
+    # k=8, n=10, z=1.959964 (the exact 97.5% normal quantile; z^2 = 3.841459): denominator
+    # 1 + z^2/n = 1.384146; centre (0.8 + z^2/20)/1.384146 = 0.716740; half-width
+    # z*sqrt(0.8*0.2/10 + z^2/400)/1.384146 = 0.226578; so [0.490162, 0.943318].
+    # (With z rounded to 1.96 the bounds would be 0.490157 / 0.943319, outside the 1e-6 below.)
     lo, hi = wilson(8, 10)
     assert lo == pytest.approx(0.490162, abs=1e-6) and hi == pytest.approx(0.943318, abs=1e-6)
-    lo, hi = wilson(0, 10)
+    lo, hi = wilson(0, 10)  # k=0: upper bound (z^2/n)/(1 + z^2/n) = 0.3841459/1.3841459 = 0.277533
     assert lo == 0.0 and hi == pytest.approx(0.277533, abs=1e-6)
     assert wilson(10, 10)[1] == pytest.approx(1.0) and wilson(10, 10)[0] == pytest.approx(1 - 0.277533, abs=1e-6)
     assert wilson(0, 0) == (0.0, 1.0)

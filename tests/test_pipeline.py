@@ -39,6 +39,7 @@ def test_internal_reflections_reach_the_tbr_training_set(tiny_run: Path) -> None
     refl = read_jsonl(next((tiny_run / "reflect").glob("*-internal")) / "reflections.jsonl")
     assert len(refl) == 6
     kept = {r["id"]: r["reflection"] for r in refl if r["reflection"]}
+    assert kept, "every internal reflection was dropped: the test below would check nothing"
     tbr_rows = read_jsonl(next(p for p in (tiny_run / "build").iterdir() if p.name.endswith("g1.00")) / "train.jsonl")
     base_rows = read_jsonl(next(p for p in (tiny_run / "build").iterdir() if p.name.endswith("g0.00")) / "train.jsonl")
     assert all(r["reflection"] is None for r in base_rows)
@@ -47,6 +48,7 @@ def test_internal_reflections_reach_the_tbr_training_set(tiny_run: Path) -> None
             assert r["reflection"] == kept.get(r["id"])
             if r["reflection"]:
                 assert r["completion_text"].startswith(r["reflection"])
+    assert sum(1 for r in tbr_rows if r["kind"] == "safety" and r["reflection"]) == len(kept)
     m = json.loads(next(p for p in (tiny_run / "build").iterdir() if p.name.endswith("g1.00")).joinpath(
         "manifest.json").read_text())
     assert m["counts"]["reflected"] == len(kept)

@@ -35,7 +35,7 @@ class ModelConfig:
     name: str = _f("smollm2-135m", "registry name (see `tbr models`), Hugging Face id, or local folder")
     dtype: str = _f("auto", "auto | bfloat16 | float32 | float16 (auto: bf16 where the hardware supports it)",
                     choices=("auto", "bfloat16", "float32", "float16", "bf16", "fp32", "fp16"))
-    device: str = _f("auto", "auto | cpu | cuda", choices=("auto", "cpu", "cuda", "mps"))
+    device: str = _f("auto", "auto | cpu | cuda", choices=("auto", "cpu", "cuda"))
 
 
 @dataclass

@@ -92,9 +92,15 @@ def resolve(name: str) -> str:
 def cpu_has_bf16() -> bool:
     """bf16 matmuls are fast only with avx512_bf16 / AMX; elsewhere fp32 is quicker."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        return bf16_in_cpuinfo(Path("/proc/cpuinfo").read_text())
     except OSError:
         return False
+
+
+def bf16_in_cpuinfo(text: str) -> bool:
+    """Whether a /proc/cpuinfo text lists bf16 matmul units (AVX512-BF16 or AMX-BF16)."""
+    flags = {f for line in text.splitlines() if line.split(":")[0].strip() in ("flags", "Features")
+             for f in line.partition(":")[2].split()}
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
