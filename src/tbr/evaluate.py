@@ -140,8 +140,11 @@ def evaluate_run(root: Path, out_dir: Path, labels: Sequence[str], eval_rows: li
     trained = [lab for lab in labels if lab in cells]           # every other label is an untouched model
     base_labels = [lab for lab in labels if lab not in cells]
     baselines = [lab for lab in trained if cells[lab].gamma == 0.0]
+    from tbr.pipeline import untouched_labels
+    untouched_model = dict(untouched_labels(cfg))  # label -> the base model it is
     for mode in cfg.generate.modes:
-        wanted = [(b, t) for b in base_labels for t in trained]
+        # an untouched model is compared with the fine-tunes of that same model only
+        wanted = [(b, t) for b in base_labels for t in trained if untouched_model.get(b, cells[t].model) == cells[t].model]
         wanted += [(b, t) for b in baselines for t in trained if t not in baselines and (cells[b].model, cells[b].seed) == (cells[t].model, cells[t].seed)]
         for a, b in wanted:
             for pl in ("safe", "unsafe"):
@@ -163,5 +166,8 @@ def evaluate_run(root: Path, out_dir: Path, labels: Sequence[str], eval_rows: li
                "n_prompts": {"safe": sum(r["label"] == "safe" for r in eval_rows),
                              "unsafe": sum(r["label"] == "unsafe" for r in eval_rows)},
                "sampling": sampling}
+    from tbr.seeds import aggregate_seeds
+    if len(cfg.seed) > 1:
+        metrics["across_seeds"] = aggregate_seeds(metrics)
     atomic_write_json(Path(out_dir) / "metrics.json", metrics)
     return {"models": len(labels), "pairs": len(pairs)}

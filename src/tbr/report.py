@@ -132,6 +132,15 @@ def write_report(root: Path) -> Path:
                                     title=f"compliance ({pj} judge, mode {mode})")
         lines += ["", f"![compliance]({png.name})", ""]
 
+        agg = [a for a in m.get("across_seeds", []) if a["mode"] == mode]
+        if agg:
+            lines += ["### Across seeds (primary judge CR: mean [min, max] over seeds)", "",
+                      "| cell | source | γ | prompts | seeds | mean [min, max] |", "|---|---|---|---|---|---|"]
+            for a in agg:
+                v = "n/a" if a["mean"] is None else f"{a['mean']:.3f} [{a['min']:.3f}, {a['max']:.3f}]"
+                lines.append(f"| {a['name']} | {a['source']} | {a['gamma']:.2f} | {a['prompt_label']} | "
+                             f"{a['seeds']} | {v} |")
+            lines.append("")
         pairs = [p for p in m["paired"] if p["mode"] == mode]
         if pairs:
             lines += ["### Paired differences (b minus a, same prompts, bootstrap 95% CI)", "",
