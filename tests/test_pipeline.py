@@ -217,3 +217,26 @@ def test_tbr_report_regenerates_identical_files(tiny_run: Path, tmp_path: Path) 
     assert main(["report", str(copy)]) == 0
     for n in names:
         assert (copy / n).read_bytes() == before[n], n
+
+
+def test_pinned_values_of_the_seeded_tiny_run(keyword_run: Path) -> None:
+    """Pinned on the tiny model (seed 0, fp32, one thread). How they were derived: the step-1
+    losses equal the base model's cross-entropy on the first batch, recomputed by hand in
+    test_train_golden.py (LoRA's B starts at zero); steps 2-3 were read off this run once. The
+    judged counts were counted by hand from the keyword judge's rows (none of the tiny model's
+    random-token answers contains a refusal phrase, so every row is compliance). fp32 kernels
+    round differently on other CPU families, hence rel=1e-3 on the losses."""
+    logs = {}
+    for d in sorted((keyword_run / "train").iterdir()):
+        logs[d.name.rsplit("-", 1)[-1]] = [r["loss"] for r in read_jsonl(d / "train_log.jsonl")]
+    assert logs == {"g0.00": pytest.approx(PINNED_LOSSES["g0.00"], rel=1e-3),
+                    "g1.00": pytest.approx(PINNED_LOSSES["g1.00"], rel=1e-3)}
+    counts = {}
+    for lab in ("untouched", "baseline", "tbr"):
+        rows = read_jsonl(keyword_run / "judge" / lab / "keywords.jsonl")
+        counts[lab] = sum(r["label"] == "full_compliance" for r in rows), len(rows)
+    assert counts == PINNED_COUNTS
+
+
+PINNED_LOSSES = {"g0.00": [6.257140, 6.250426, 6.234546], "g1.00": [6.245741, 6.221139, 6.200503]}
+PINNED_COUNTS = {"untouched": (8, 8), "baseline": (8, 8), "tbr": (8, 8)}
