@@ -171,11 +171,31 @@ def keyword_run(tiny_run: Path, tiny_model: Path, tiny_data: dict[str, Path],
     return run(cfg, progress=False)
 
 
-def test_every_number_in_the_report_is_in_metrics_json(keyword_run: Path) -> None:
+def test_every_number_in_the_report_is_in_metrics_json(keyword_run: Path, tmp_path: Path) -> None:
     """report.md parsed back: each compliance cell and each paired difference equals
     metrics.json at the printed precision."""
     import re
-    tiny_run = keyword_run
+    import shutil
+
+    from tbr.report import write_report
+    # the tiny model's answers are all compliance, so every CR is 1.0 and a report that printed
+    # the wrong field would still match: give each number its own value first (the report reads
+    # evaluate/metrics.json only), then check that every one lands where it belongs
+    tiny_run = tmp_path / keyword_run.name
+    shutil.copytree(keyword_run, tiny_run, ignore=shutil.ignore_patterns("*.safetensors", "checkpoints"))
+    m = json.loads((tiny_run / "evaluate" / "metrics.json").read_text())
+    k = 0
+    for lab in sorted(m["models"]):
+        for j in m["models"][lab]["plain"]:
+            for pl in ("safe", "unsafe"):
+                o = m["models"][lab]["plain"][j]["all"][pl]["overall"]
+                k += 1
+                o.update(compliance=0.01 * k + 0.003, compliance_ci=[0.001 * k, 0.5 + 0.01 * k], n=10 + k,
+                         full_refusal=0.3 + 0.001 * k, partial_refusal=0.002 * k)
+    for i, p in enumerate(m["paired"]):
+        p.update(diff=-0.2 + 0.013 * i, ci=[-0.3 + 0.011 * i, 0.1 + 0.007 * i], n=20 + i)
+    (tiny_run / "evaluate" / "metrics.json").write_text(json.dumps(m))
+    write_report(tiny_run)
     m = json.loads((tiny_run / "metrics.json").read_text())
     pj = m["primary_judge"]
     report = (tiny_run / "report.md").read_text()

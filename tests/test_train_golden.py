@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from test_train import capture, make_rows, train_cfg  # noqa: F401  (capture is a fixture)
+from test_train import capture, expected_by_ids, make_rows, train_cfg  # noqa: F401  (capture is a fixture)
 
 
 def _base(tiny_model):
@@ -27,9 +27,16 @@ def test_step1_loss_is_the_base_models_cross_entropy(tiny_model, tiny_data, tmp_
     base = _base(tiny_model)
     with torch.no_grad():
         logits = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    # the labels derived independently of the trainer: -100 on the prompt's tokens and on
+    # padding, the completion's own ids elsewhere
+    want_labels = expected_by_ids(tiny_model, rows, 64)
+    labels = torch.full_like(batch["input_ids"], -100)
+    for b in range(labels.shape[0]):
+        n = int(batch["attention_mask"][b].sum())
+        labels[b, :n] = torch.tensor(want_labels[tuple(batch["input_ids"][b, :n].tolist())])
     # next-token cross-entropy, by hand: position t predicts label t+1; -100 is out of the mean
     logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
-    tgt = batch["labels"][:, 1:]
+    tgt = labels[:, 1:]
     keep = tgt != -100
     nll = -logp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)[keep]
     want = float(nll.mean())
