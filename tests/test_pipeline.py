@@ -192,6 +192,9 @@ def test_every_number_in_the_report_is_in_metrics_json(keyword_run: Path, tmp_pa
                 k += 1
                 o.update(compliance=0.01 * k + 0.003, compliance_ci=[0.001 * k, 0.5 + 0.01 * k], n=10 + k,
                          full_refusal=0.3 + 0.001 * k, partial_refusal=0.002 * k)
+                for suite, b in m["models"][lab]["plain"][j]["by_suite"].items():
+                    b[pl]["overall"].update(compliance=0.4 + 0.011 * k, compliance_ci=[0.2 + 0.001 * k, 0.7 + 0.001 * k],
+                                            n=30 + k)
     for i, p in enumerate(m["paired"]):
         p.update(diff=-0.2 + 0.013 * i, ci=[-0.3 + 0.011 * i, 0.1 + 0.007 * i], n=20 + i)
     (tiny_run / "evaluate" / "metrics.json").write_text(json.dumps(m))
@@ -212,6 +215,23 @@ def test_every_number_in_the_report_is_in_metrics_json(keyword_run: Path, tmp_pa
         assert (r["ulo"], r["uhi"]) == tuple(f"{x:.2f}" for x in u["compliance_ci"])
         assert int(r["sn"]) == s["n"] and int(r["un"]) == u["n"]
         assert r["fr"] == f"{s['full_refusal']:.3f}" and r["pr"] == f"{s['partial_refusal']:.3f}"
+    # report.html's summary (the Table 3 layout): "<suite>: safe CR" rows, one cell per model
+    html = (tiny_run / "report.html").read_text()
+    seg = html[html.index('id="summary"'):]
+    seg = seg[:seg.index("</table>")]
+    head = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<th[^>]*>(.*?)</th>", seg)]
+    checked = 0
+    for tr in re.findall(r"<tr>(.*?)</tr>", seg):
+        tds = re.findall(r"<td>(.*?)</td>", tr)
+        title = re.match(r"(?P<suite>.+): (?P<pl>safe|unsafe) CR", re.sub(r"<[^>]+>", "", tds[0]) if tds else "")
+        if not title:
+            continue
+        for lab, td in zip(head[1:], tds[1:]):
+            o = m["models"][lab]["plain"][pj]["by_suite"][title["suite"]][title["pl"]]["overall"]
+            text = re.sub(r"<[^>]+>", "", td)
+            assert text.startswith(f"{o['compliance']:.3f}") and f"n={o['n']}" in text, (lab, title[0], text)
+            checked += 1
+    assert checked == 2 * len(m["models"]), checked
     pair = re.compile(r"^\| (?P<a>[^|]+?) \| (?P<b>[^|]+?) \| (?P<pl>safe|unsafe) \(n=(?P<n>\d+)\) \| "
                       r"(?P<d>[+-][0-9.]+) \[(?P<lo>[+-][0-9.]+), (?P<hi>[+-][0-9.]+)\] \|$", re.M)
     pairs = list(pair.finditer(report))
