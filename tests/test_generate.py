@@ -211,9 +211,12 @@ def test_generate_responses_hf_and_resume_after_kill(tmp_path, varied_model, mon
     assert [r["response"] for r in rows] == [r["response"] for r in ref]
     assert not partial.exists()
 
-    # a rerun on a complete file generates nothing
+    # resumption reads the .partial file only: once a file is finished, calling the function
+    # again regenerates every row (the pipeline never does: it skips a finished stage by its
+    # manifest, tests/test_pipeline.py), and greedy decoding gives the same file
     asked.clear()
-    G.generate_responses(tmp_path / "full.jsonl", prompts, **opts)
+    assert G.generate_responses(full, prompts, **opts) == {"responses": 10, "resumed": 0}
+    assert asked == [10]
     assert _read(full) == ref
 
 
