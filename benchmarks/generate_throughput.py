@@ -53,13 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="shuffle seed for the prompts")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for both ways (default: torch's default for the naive way, "
-                         "tbr's own choice, see tbr.generate.tune_threads, for tbr)")
+                         "tbr's own choice, see tbr.generation.tune_threads, for tbr)")
     args = ap.parse_args(argv)
 
     import torch
 
     from tbr.data.sources import builtin_eval
-    from tbr.generate import DEFAULT_BATCH_SIZE, hf_generate_chat, last_run_stats, physical_cores, render_chat
+    from tbr.generation import DEFAULT_BATCH_SIZE, hf_generate_chat, last_run_stats, physical_cores, render_chat
     from tbr.models import load_model
     from tbr.prompts import mode_messages
 

@@ -31,8 +31,7 @@ def main(argv=None) -> int:
     import torch
 
     from tbr.data.sources import builtin_rows
-    from tbr.judges import get_judge
-    from tbr.judges import encoder, learned
+    from tbr.judges import encoder, get_judge, learned
 
     torch.set_num_threads(a.threads)
     bench = builtin_rows("judge-bench")

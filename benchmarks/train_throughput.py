@@ -56,9 +56,9 @@ def matmul_peak(threads: int, n: int = 2048, reps: int = 5) -> float:
 
 
 def rows_for(model_name: str, n_general: int, n_safety: int) -> list[dict[str, Any]]:
-    from tbr import build as B
     from tbr.data.sources import load_training
     from tbr.models import load_tokenizer
+    from tbr.stages import build as B
     gen = load_training("general", "builtin", n_general, 0)
     saf = load_training("safety", "builtin", n_safety, 0)
     refl = {r["id"]: r.get("builtin_reflection") for r in saf}
@@ -84,7 +84,7 @@ class StepClock:
 
 
 def measure(trainer: Any, warmup: int, steps: int) -> dict[str, float]:
-    from tbr.train import CountingCollator
+    from tbr.stages.train import CountingCollator
     coll = trainer.data_collator
     if not isinstance(coll, CountingCollator):
         coll = trainer.data_collator = CountingCollator(coll)
@@ -101,7 +101,7 @@ def measure(trainer: Any, warmup: int, steps: int) -> dict[str, float]:
 
 def tbr_trainer(model: str, rows: list[dict[str, Any]], out: Path, a: argparse.Namespace) -> Any:
     from tbr.config import load_config
-    from tbr.train import build_trainer
+    from tbr.stages.train import build_trainer
     cfg = load_config(None, [f"train.max_steps={a.warmup + a.steps}", f"train.batch_size={a.batch_size}",
                              f"train.max_length={a.max_length}", "train.save_steps=1000000",
                              *[f"train.{s}" for s in a.tbr_set]]).train

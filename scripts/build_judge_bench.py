@@ -208,9 +208,10 @@ def _builtin_prompts() -> list[dict]:
 
 
 def cmd_sample(a: argparse.Namespace) -> None:
-    from tbr.generate import hf_generate_chat, response_row
+    from tbr.generation import hf_generate_chat
     from tbr.models import load_model
     from tbr.prompts import mode_messages
+    from tbr.stages.generate import response_row
     rng = random.Random(a.seed)
     prompts = _builtin_prompts()
     strata = defaultdict(list)

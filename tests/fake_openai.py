@@ -11,9 +11,10 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -91,7 +92,7 @@ class FakeOpenAI:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 
-    def push(self, *behaviours: Any) -> "FakeOpenAI":
+    def push(self, *behaviours: Any) -> FakeOpenAI:
         with self._lock:
             self.queue.extend(behaviours)
         return self
@@ -136,7 +137,7 @@ class FakeOpenAI:
             with self._lock:
                 self.in_flight -= 1
 
-    def start(self) -> "FakeOpenAI":
+    def start(self) -> FakeOpenAI:
         self._thread.start()
         return self
 
@@ -146,7 +147,7 @@ class FakeOpenAI:
         self.httpd.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from tbr import attribute as A
 from tbr.config import AttributeConfig
 from tbr.errors import TbrError
 from tbr.models import load_model
+from tbr.stages import attribute as A
 from tbr.testing import make_tiny_model
 
 torch.set_num_threads(1)

@@ -17,9 +17,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -352,7 +352,7 @@ def test_corrupt_checkpoint(ctx, capsys):
     ck = tdir / "checkpoints" / "checkpoint-1"
     ck.mkdir(parents=True)
     write(ck / "trainer_state.json", json.dumps({"global_step": 1, "log_history": []}))
-    from tbr.train import COMPLETE
+    from tbr.stages.train import COMPLETE
     write(ck / COMPLETE, json.dumps({"step": 1}))  # claims to be a fully written checkpoint
     for name in ("adapter_model.safetensors", "adapter_config.json", "optimizer.pt", "scheduler.pt",
                  "rng_state.pth", "training_args.bin"):

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from tbr.stages import build as B
 from test_train import _read
-from tbr import build as B
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +19,7 @@ REFLECTION = "This request asks for harmful weapon information, which could hurt
 def _overfit(tiny_model, tiny_data, out, gamma):
     from tbr.config import load_config
     from tbr.models import load_tokenizer
-    from tbr.train import train
+    from tbr.stages.train import train
     tok = load_tokenizer(str(tiny_model))
     saf = _read(tiny_data["safety"])
     rows, _ = B.mix(_read(tiny_data["general"]), saf, {r["id"]: r["reflection"] for r in saf}, gamma, 0)
@@ -33,7 +33,7 @@ def _overfit(tiny_model, tiny_data, out, gamma):
 
 
 def _answers(model_dir, prompts):
-    from tbr.generate import hf_generate_chat
+    from tbr.generation import hf_generate_chat
     from tbr.models import load_model
     from tbr.prompts import mode_messages
     model, tok = load_model(str(model_dir), dtype="float32", device="cpu")

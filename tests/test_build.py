@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tbr.build import IGNORE, mask_labels, mix, n_reflected, render, select_reflected, target_text, tokenize_row
+from tbr.stages.build import IGNORE, mask_labels, mix, n_reflected, render, select_reflected, target_text, tokenize_row
 
 
 @pytest.mark.parametrize("n,gamma,want", [(10, 0.0, 0), (10, 1.0, 10), (10, 0.25, 3), (5, 0.5, 3),

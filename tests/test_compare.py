@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tbr.compare import ALL_SUITES, build_table, load_run, markdown_table, write_compare
 from tbr.errors import TbrError
 from tbr.metrics import breakdown, wilson
+from tbr.report.compare import ALL_SUITES, build_table, load_run, markdown_table, write_compare
 
 FC, FR = "full_compliance", "full_refusal"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tbr.config import load_config
-from tbr.pipeline import cell_label, cells
+from tbr.grid import cell_label, cells
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 

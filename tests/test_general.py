@@ -12,8 +12,9 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import lm_eval  # noqa: E402,F401  (in the test extra: a broken install must fail here, not skip 8 tests)
 
-from tbr import general as G  # noqa: E402
+from tbr import metrics  # noqa: E402
 from tbr.errors import TbrError  # noqa: E402
+from tbr.stages import general as G  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_run_general_tiny_model_and_lora_adapter(general_run, adapter):
         tm = res[label][G.SMOKE_TASK]
         assert 0.0 <= tm["acc"] <= 1.0 and 0.0 <= tm["acc_norm"] <= 1.0
         assert tm["n"] == 5
-        assert G.primary_metric(tm) == "acc"
+        assert metrics.primary_metric(tm) == "acc"
         assert all(v is None or isinstance(v, (int, float)) for v in tm.values())
     # the adapter went to lm-eval as pretrained=<base> + peft=<adapter>
     raw = json.loads((out / "lmeval" / "tbr.json").read_text())
@@ -136,7 +137,7 @@ def test_summarize_groups_filters_and_json_safety():
                  "gsm8k": {"exact_match,strict-match": 0.25, "exact_match_stderr,strict-match": 0.05,
                            "exact_match,flexible-extract": 0.3, "exact_match_stderr,flexible-extract": None,
                            "n": 20}}
-    assert G.primary_metric(s["gsm8k"]) == "exact_match,strict-match"
-    assert G.stderr_key("exact_match,strict-match") == "exact_match_stderr,strict-match"
-    assert G.stderr_key("acc") == "acc_stderr"
+    assert metrics.primary_metric(s["gsm8k"]) == "exact_match,strict-match"
+    assert metrics.stderr_key("exact_match,strict-match") == "exact_match_stderr,strict-match"
+    assert metrics.stderr_key("acc") == "acc_stderr"
     json.dumps(G._json_safe(res), allow_nan=False)

@@ -1,4 +1,4 @@
-"""tbr.generate: batched HF generation, stop strings, the resumable generate stage and its
+"""tbr.generation and tbr.stages.generate: batched HF generation, stop strings, the resumable generate stage and its
 backends, and a smoke run of the throughput benchmark. Tiny model, one thread."""
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from fake_openai import echo, fake_server, status  # noqa: F401
-from tbr import generate as G
+from tbr import generation as E
 from tbr.errors import TbrError
 from tbr.prompts import split_reflection
+from tbr.stages import generate as G
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -47,7 +48,7 @@ def model_tok(varied_model):
 
 
 def _chat(tok, prompts):
-    return [G.render_chat(tok, [{"role": "user", "content": p}]) for p in prompts]
+    return [E.render_chat(tok, [{"role": "user", "content": p}]) for p in prompts]
 
 
 def _prompt_rows(n: int) -> list[dict]:
@@ -57,11 +58,11 @@ def _prompt_rows(n: int) -> list[dict]:
 # --- batching ------------------------------------------------------------------------------
 
 def test_length_sorted_batches_exact():
-    assert G.length_sorted_batches([3, 5, 1, 5, 2], 2) == [[1, 3], [0, 4], [2]]
-    assert G.length_sorted_batches([3, 5, 1], 10) == [[1, 0, 2]]
-    assert G.length_sorted_batches([], 4) == []
+    assert E.length_sorted_batches([3, 5, 1, 5, 2], 2) == [[1, 3], [0, 4], [2]]
+    assert E.length_sorted_batches([3, 5, 1], 10) == [[1, 0, 2]]
+    assert E.length_sorted_batches([], 4) == []
     lengths = [7, 3, 9, 9, 1, 4, 4, 8, 2]
-    batches = G.length_sorted_batches(lengths, 4)
+    batches = E.length_sorted_batches(lengths, 4)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))  # each exactly once
     assert [len(b) for b in batches] == [4, 4, 1]
     flat = [lengths[i] for b in batches for i in b]
@@ -75,16 +76,16 @@ def test_batched_equals_one_at_a_time(model_tok):
     texts = _chat(tok, PROMPTS)
     lens = {len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts}
     assert len(lens) > 2  # really different lengths, so there is padding
-    batched = G.hf_generate_texts(model, tok, texts, max_new_tokens=12, batch_size=len(texts), progress=False)
-    batched_tokens = G.last_run_stats["generated_tokens"]
-    alone = [G.hf_generate_texts(model, tok, [t], max_new_tokens=12, batch_size=1, progress=False)[0]
+    batched = E.hf_generate_texts(model, tok, texts, max_new_tokens=12, batch_size=len(texts), progress=False)
+    batched_tokens = E.last_run_stats["generated_tokens"]
+    alone = [E.hf_generate_texts(model, tok, [t], max_new_tokens=12, batch_size=1, progress=False)[0]
              for t in texts]
     assert batched == alone
     assert any(batched)
     # and in batches of 4 (two batches, length-sorted), again the same
-    assert G.hf_generate_texts(model, tok, texts, max_new_tokens=12, batch_size=4, progress=False) == alone
-    assert G.last_run_stats["batches"] == 2
-    assert G.last_run_stats["generated_tokens"] == batched_tokens
+    assert E.hf_generate_texts(model, tok, texts, max_new_tokens=12, batch_size=4, progress=False) == alone
+    assert E.last_run_stats["batches"] == 2
+    assert E.last_run_stats["generated_tokens"] == batched_tokens
     assert 0 < batched_tokens <= 12 * len(texts)
 
 
@@ -93,7 +94,7 @@ def test_prefill_computes_logits_for_the_last_position_only(model_tok):
     widths: list[int] = []
     h = model.lm_head.register_forward_hook(lambda mod, inp, out: widths.append(inp[0].shape[1]))
     try:
-        G.hf_generate_texts(model, tok, _chat(tok, PROMPTS[:3]), max_new_tokens=3, progress=False)
+        E.hf_generate_texts(model, tok, _chat(tok, PROMPTS[:3]), max_new_tokens=3, progress=False)
     finally:
         h.remove()
     assert widths and set(widths) == {1}
@@ -101,14 +102,14 @@ def test_prefill_computes_logits_for_the_last_position_only(model_tok):
 
 def test_threads_not_raised_above_the_setting(monkeypatch):
     import torch
-    cores = G.physical_cores()
+    cores = E.physical_cores()
     assert cores >= 1
     before = torch.get_num_threads()  # 1 in tests (OMP_NUM_THREADS=1, conftest)
-    assert G.tune_threads() == min(before, cores)
+    assert E.tune_threads() == min(before, cores)
     assert torch.get_num_threads() == min(before, cores)
-    assert 1 <= G._threads_target(cores) <= cores
+    assert 1 <= E._threads_target(cores) <= cores
     monkeypatch.setenv("TBR_THREADS", "1")
-    assert G.tune_threads() == 1 and torch.get_num_threads() == 1
+    assert E.tune_threads() == 1 and torch.get_num_threads() == 1
 
 
 # --- stop strings --------------------------------------------------------------------------
@@ -122,7 +123,7 @@ def test_stop_criterion_checks_only_generated_tail(model_tok):
     n = max(len(gen_a), len(gen_b))
     pad = tok.pad_token_id
     rows = [prompt + gen_a + [pad] * (n - len(gen_a)), prompt + gen_b + [pad] * (n - len(gen_b))]
-    crit = G.StopOnStrings(tok, ["capital", "sorry"], prompt_width=len(prompt))
+    crit = E.StopOnStrings(tok, ["capital", "sorry"], prompt_width=len(prompt))
     # "sorry" is in the prompt only: never a stop; "capital" in row 0's generated text
     assert crit(torch.tensor(rows)).tolist() == [True, False]
     # a stopped row stays stopped
@@ -132,11 +133,11 @@ def test_stop_criterion_checks_only_generated_tail(model_tok):
 def test_stop_strings_cut_and_match_transformers(model_tok):
     model, tok = model_tok
     texts = _chat(tok, PROMPTS)
-    free = G.hf_generate_texts(model, tok, texts, max_new_tokens=16, progress=False)
+    free = E.hf_generate_texts(model, tok, texts, max_new_tokens=16, progress=False)
     # a stop string taken from the middle of one output (no whitespace, so strip() is neutral)
     src = max(free, key=len)
     stop = next(src[i:i + 2] for i in range(3, len(src) - 1) if not any(c.isspace() for c in src[i:i + 2]))
-    cut = G.hf_generate_texts(model, tok, texts, max_new_tokens=16, stop=[stop], progress=False)
+    cut = E.hf_generate_texts(model, tok, texts, max_new_tokens=16, stop=[stop], progress=False)
     for f, c in zip(free, cut):
         assert c == f[:f.find(stop)].strip() if stop in f else c == f
         assert stop not in c
@@ -146,7 +147,7 @@ def test_stop_strings_cut_and_match_transformers(model_tok):
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     ref = model.generate(**enc, max_new_tokens=16, do_sample=False, stop_strings=[stop], tokenizer=tok,
                          pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-    ref_texts = [G._trim_stops(t, [stop]).strip()
+    ref_texts = [E._trim_stops(t, [stop]).strip()
                  for t in tok.batch_decode(ref[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
     assert cut == ref_texts
 
@@ -157,12 +158,12 @@ def test_generation_ends_early_once_every_row_stopped(model_tok):
     h = model.model.register_forward_hook(lambda *a: calls.append(1))
     stops = [chr(c) for c in range(32, 127)] + ["\n", "\t", "\ufffd"]
     try:
-        out = G.hf_generate_texts(model, tok, _chat(tok, PROMPTS), max_new_tokens=20, stop=stops, progress=False)
+        out = E.hf_generate_texts(model, tok, _chat(tok, PROMPTS), max_new_tokens=20, stop=stops, progress=False)
     finally:
         h.remove()
     assert len(calls) <= 3  # prefill (+ a step or two for a row whose token decoded to nothing)
     assert all(o == "" for o in out)
-    assert G.last_run_stats["generated_tokens"] < 20 * len(PROMPTS)
+    assert E.last_run_stats["generated_tokens"] < 20 * len(PROMPTS)
 
 
 # --- the generate stage --------------------------------------------------------------------

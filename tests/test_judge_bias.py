@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from tbr.evaluate import judge_agreement
-from tbr.judge_eval import (compliance_rate, differential_bias, evaluate_judge, group_scores, model_bias,
-                            summary_markdown, to_binary)
 from tbr.judges import Verdict
+from tbr.judges.evaluation import (
+    compliance_rate,
+    differential_bias,
+    evaluate_judge,
+    group_scores,
+    model_bias,
+    summary_markdown,
+    to_binary,
+)
 from tbr.metrics import paired_bootstrap, rates
+from tbr.stages.evaluate import judge_agreement
 
 FC, FR, PR, UN, UC = "full_compliance", "full_refusal", "partial_refusal", "unparsed", "uncertain"
 

@@ -6,9 +6,8 @@ import json
 import pytest
 
 from tbr.errors import TbrError
-from tbr.judge_eval import (accuracy, cohen_kappa, confusion, evaluate_judge,
-                            to_binary, write_judge_eval)
 from tbr.judges import Verdict
+from tbr.judges.evaluation import accuracy, cohen_kappa, confusion, evaluate_judge, to_binary, write_judge_eval
 
 FC, FR, PR, UN = "full_compliance", "full_refusal", "partial_refusal", "unparsed"
 

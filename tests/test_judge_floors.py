@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tbr.data.sources import builtin_rows
-from tbr.judge_eval import evaluate_judge
 from tbr.judges import get_judge
+from tbr.judges.evaluation import evaluate_judge
 
 FLOORS = {
     ('bench-test', 'keywords'): (0.786, 0.728),  # measured 0.7915 / 0.7338

@@ -77,12 +77,12 @@ def test_shipped_judge_on_clear_cases():
 
 
 def test_new_weights_invalidate_the_judge_stage(tmp_path, monkeypatch):
-    from tbr import pipeline
+    from tbr.stages import judge
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     a.write_bytes(b"one")
     b.write_bytes(b"two")
     monkeypatch.setattr(L, "WEIGHTS", a)
-    va = pipeline._judge_weights_version(["tbr", "keywords"])
+    va = judge.weights_version(["tbr", "keywords"])
     monkeypatch.setattr(L, "WEIGHTS", b)
-    assert pipeline._judge_weights_version(["tbr"]) != va
-    assert pipeline._judge_weights_version(["keywords"]) is None  # rule judges: no weights to follow
+    assert judge.weights_version(["tbr"]) != va
+    assert judge.weights_version(["keywords"]) is None  # rule judges: no weights to follow

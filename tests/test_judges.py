@@ -5,8 +5,10 @@ import pytest
 
 from tbr.errors import TbrError
 from tbr.judges import JUDGES, get_judge
-from tbr.judges.guard import CATEGORIES, GuardJudge, build_prompt, parse_reply as parse_guard
-from tbr.judges.llm import LlmJudge, parse_reply as parse_llm
+from tbr.judges.guard import CATEGORIES, GuardJudge, build_prompt
+from tbr.judges.guard import parse_reply as parse_guard
+from tbr.judges.llm import LlmJudge
+from tbr.judges.llm import parse_reply as parse_llm
 from tbr.judges.tbr_rules import TbrJudge, strip_reflection
 
 FC, FR, PR, UN = "full_compliance", "full_refusal", "partial_refusal", "unparsed"
@@ -164,7 +166,7 @@ def test_llm_judge_with_fake_client():
 
 
 def test_llm_unparsed_never_counts_as_refusal():
-    from tbr.judge_eval import evaluate_judge
+    from tbr.judges.evaluation import evaluate_judge
     rows = [{"id": str(i), "prompt": "q", "response": "r", "label": FR} for i in range(3)]
     res = evaluate_judge(LlmJudge(client=FakeClient(["no idea", ValueError("boom"), "2_full_refusal"])), rows)
     assert res["counts"]["pred"] == {FC: 0, FR: 1, PR: 0, UN: 2, "uncertain": 0}

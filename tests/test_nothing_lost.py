@@ -76,7 +76,7 @@ def test_label_from_a_tbr_train_manifest(tmp_path):
 
 def test_no_stage_writes_into_a_folder_another_subject_owns(tmp_path):
     """The stage runner's invariant, independent of how labels were made."""
-    from tbr.stages import OwnershipError, ownership, run_stage
+    from tbr.stages.runner import OwnershipError, ownership, run_stage
     calls = []
 
     def fn(out: Path) -> dict:
@@ -155,7 +155,7 @@ def test_training_prints_one_bar_not_raw_trainer_dicts(tiny_model, tiny_data, tm
 
 def test_report_to_reaches_the_trainer():
     from tbr.config import TrainConfig
-    from tbr.train import sft_config
+    from tbr.stages.train import sft_config
     t = TrainConfig(report_to=["tensorboard"])
     args = sft_config(t, Path("/tmp/x"), bf16=False, seed=0, steps_hint=3, cpu=True, progress=False)
     assert args.report_to == ["tensorboard"]

@@ -11,8 +11,7 @@ import pytest
 from tbr.data.sampling import stratified_sample
 from tbr.judges.keywords import PAPER_PHRASES, match_phrase
 from tbr.judges.xstest_prefix import XSTEST_PREFIXES, match_prefix
-from tbr.prompts import (COT_SYSTEM, DIRECT_SYSTEM, clean_reflection, mode_messages, reflection_fewshot,
-                         split_reflection)
+from tbr.prompts import COT_SYSTEM, DIRECT_SYSTEM, clean_reflection, mode_messages, reflection_fewshot, split_reflection
 
 
 def test_paper_keyword_list_is_the_papers_22_phrases():

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import tiny_overrides
 
+from conftest import tiny_overrides
 from tbr.config import load_config
+from tbr.grid import cells
 from tbr.io import read_jsonl
-from tbr.pipeline import cells, run
+from tbr.pipeline import run
 
 pytestmark = pytest.mark.slow
 
@@ -178,7 +179,7 @@ def test_every_number_in_the_report_is_in_metrics_json(keyword_run: Path, tmp_pa
     import re
     import shutil
 
-    from tbr.report import write_report
+    from tbr.report.markdown import write_report
     # the tiny model's answers are all compliance, so every CR is 1.0 and a report that printed
     # the wrong field would still match: give each number its own value first (the report reads
     # evaluate/metrics.json only), then check that every one lands where it belongs
@@ -193,7 +194,7 @@ def test_every_number_in_the_report_is_in_metrics_json(keyword_run: Path, tmp_pa
                 k += 1
                 o.update(compliance=0.01 * k + 0.003, compliance_ci=[0.001 * k, 0.5 + 0.01 * k], n=10 + k,
                          full_refusal=0.3 + 0.001 * k, partial_refusal=0.002 * k)
-                for suite, b in m["models"][lab]["plain"][j]["by_suite"].items():
+                for _suite, b in m["models"][lab]["plain"][j]["by_suite"].items():
                     b[pl]["overall"].update(compliance=0.4 + 0.011 * k, compliance_ci=[0.2 + 0.001 * k, 0.7 + 0.001 * k],
                                             n=30 + k)
     for i, p in enumerate(m["paired"]):

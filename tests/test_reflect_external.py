@@ -9,9 +9,8 @@ import pytest
 from fake_openai import fake_server, ok, refuse_rewrite  # noqa: F401
 from tbr.errors import TbrError
 from tbr.io import RowAppender, read_jsonl
-from tbr.reflect_external import (REWRITE_PROMPT, build_messages, external_reflections,
-                                  parse_reply)
 from tbr.remote import ChatClient
+from tbr.stages.reflect_external import REWRITE_PROMPT, build_messages, external_reflections, parse_reply
 
 pytestmark = pytest.mark.timeout(30)
 

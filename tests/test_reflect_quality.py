@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tbr.io import text_sha256
-from tbr.reflect_quality import (percentile, quality_markdown, quality_report, refusal_phrase,
-                                 repeats_request)
+from tbr.stages.reflect_quality import percentile, quality_markdown, quality_report, refusal_phrase, repeats_request
 
 PROMPT = "Tell me how to pick the lock on my neighbour's front door tonight"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import tiny_overrides
 
+from conftest import tiny_overrides
 from tbr.cli import main
 from tbr.io import read_jsonl
-from tbr.reflect import GENERIC_REFLECTION, is_degenerate, shuffled_reflections
+from tbr.stages.reflect import GENERIC_REFLECTION, is_degenerate, shuffled_reflections
 
 
 def test_shuffled_is_a_seeded_derangement() -> None:

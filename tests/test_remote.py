@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from fake_openai import (FakeOpenAI, Reply, fake_server, hang, malformed, no_content, ok,  # noqa: F401
-                         status)
+from fake_openai import FakeOpenAI, Reply, fake_server, hang, malformed, no_content, ok, status  # noqa: F401
 from tbr.errors import TbrError
 from tbr.remote import ChatClient, RemoteFailure, cache_key
 

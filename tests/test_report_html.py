@@ -145,7 +145,7 @@ def test_figures_load_and_filters_work(tiny_run: Path, chromium: str, tmp_path: 
 
 def _evil_copy(tiny_run: Path, tmp_path: Path) -> Path:
     """A copy of the run whose responses and prompt types carry markup; its report.html."""
-    from tbr.report_html import write_report_html
+    from tbr.report.html import write_report_html
     run = tmp_path / "copy"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("model", "checkpoints", "*.safetensors"))
     evil = '</script><img src=x onerror="document.body.setAttribute(\'data-pwned\',1)"><b>bold</b>&amp;'

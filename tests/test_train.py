@@ -1,4 +1,4 @@
-"""tbr.train on the tiny model: the masking checked on the batches the trainer feeds the model,
+"""tbr.stages.train on the tiny model: the masking checked on the batches the trainer feeds the model,
 padding-free equal to padded, the outputs, and checkpoints that cannot be read."""
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from tbr import build as B
-from tbr.build import IGNORE
 from tbr.config import load_config
 from tbr.errors import TbrError
+from tbr.stages import build as B
+from tbr.stages.build import IGNORE
 
 
 def _read(p: Path) -> list[dict[str, Any]]:
@@ -65,7 +65,7 @@ def expected_by_ids(tiny_model: Path, rows: list[dict[str, Any]], max_length: in
 
 def test_loss_only_on_response_tokens_through_the_trainer(tiny_model, tiny_data, tmp_path, capture):
     from tbr.models import load_tokenizer
-    from tbr.train import train
+    from tbr.stages.train import train
     rows = make_rows(tiny_model, tiny_data)
     want = expected_by_ids(tiny_model, rows, 64)
     s = train(tmp_path / "t", rows, model_name=str(tiny_model), cfg=train_cfg("train.merge=true"),
@@ -98,7 +98,7 @@ def test_loss_only_on_response_tokens_through_the_trainer(tiny_model, tiny_data,
 def test_outputs(tiny_model, tiny_data, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tbr.train import train
+    from tbr.stages.train import train
     out = tmp_path / "t"
     train(out, make_rows(tiny_model, tiny_data), model_name=str(tiny_model), cfg=train_cfg("train.merge=true"),
           dtype="float32", progress=False)
@@ -117,7 +117,7 @@ def test_outputs(tiny_model, tiny_data, tmp_path):
 
 
 def test_padding_free_batches_and_loss_equal_padded(tiny_model, tiny_data, tmp_path, capture):
-    from tbr.train import train
+    from tbr.stages.train import train
     rows = make_rows(tiny_model, tiny_data)
     want = expected_by_ids(tiny_model, rows, 64)
     common = ("train.lora.dropout=0.0", "train.max_steps=4")
@@ -157,7 +157,7 @@ def _fake_checkpoint(out: Path, step: int, complete: bool = True) -> Path:
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tiny_model, tiny_data, tmp_path):
-    from tbr.train import train
+    from tbr.stages.train import train
     out = tmp_path / "t"
     d = _fake_checkpoint(out, 2)
     with pytest.raises(TbrError, match=r"checkpoint .*checkpoint-2 is corrupt \(adapter_model.safetensors"):
@@ -171,7 +171,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tiny_model, tiny_data, tmp_path):
 
 def test_torn_checkpoint_is_ignored(tiny_model, tiny_data, tmp_path):
     """A folder without the completion marker is what a kill mid-save leaves: start afresh."""
-    from tbr.train import latest_checkpoint, train
+    from tbr.stages.train import latest_checkpoint, train
     out = tmp_path / "t"
     _fake_checkpoint(out, 2, complete=False)
     assert latest_checkpoint(out / "checkpoints") is None
@@ -193,4 +193,4 @@ def test_accelerate_configs_load(name, kind):
     c = load_config_from_file(str(Path(__file__).resolve().parents[1] / "configs" / "accelerate" / f"{name}.yaml"))
     assert c.distributed_type.name == kind and c.num_processes >= 2
     if name == "cpu_ddp":
-        assert c.mixed_precision == "no"  # ranks find no GPU and join over gloo (tbr.train)
+        assert c.mixed_precision == "no"  # ranks find no GPU and join over gloo (tbr.stages.train)

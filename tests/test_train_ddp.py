@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import tiny_overrides
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ def _base(tiny_model):
 
 
 def test_step1_loss_is_the_base_models_cross_entropy(tiny_model, tiny_data, tmp_path, capture):  # noqa: F811
-    from tbr.train import train
+    from tbr.stages.train import train
     rows = make_rows(tiny_model, tiny_data)
     train(tmp_path / "t", rows, model_name=str(tiny_model), cfg=train_cfg("train.lora.dropout=0.0"),
           dtype="float32", progress=False)
@@ -46,7 +46,7 @@ def test_step1_loss_is_the_base_models_cross_entropy(tiny_model, tiny_data, tmp_
 
 
 def test_lora_moves_and_the_base_stays_bit_identical(tiny_model, tiny_data, tmp_path):
-    from tbr.train import build_trainer
+    from tbr.stages.train import build_trainer
     trainer, _, _ = build_trainer(tmp_path / "t", make_rows(tiny_model, tiny_data), model_name=str(tiny_model),
                                   cfg=train_cfg(), dtype="float32", progress=False)
     model = trainer.model
@@ -75,7 +75,7 @@ def test_merged_model_is_base_plus_scaled_adapter(tiny_model, tiny_data, tmp_pat
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    from tbr.train import train
+    from tbr.stages.train import train
     out = tmp_path / "t"
     train(out, make_rows(tiny_model, tiny_data), model_name=str(tiny_model),
           cfg=train_cfg("train.merge=true", "train.lora.r=4", "train.lora.alpha=8"), dtype="float32", progress=False)

@@ -19,7 +19,7 @@ import json, sys
 import torch
 torch.set_num_threads(1)
 from tbr.config import load_config
-from tbr.train import train
+from tbr.stages.train import train
 out, rows, model = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3]
 cfg = load_config(None, json.loads(sys.argv[4])).train
 train(out, rows, model_name=model, cfg=cfg, dtype="float32", progress=False)

@@ -33,7 +33,7 @@ def pin_kernels() -> None:
 def apply(cfg: Any) -> None:
     """The in-process half, once torch is imported: threads, algorithms, and fp32 for the run."""
     pin_kernels()
-    import torch
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     cfg.model.dtype = "float32"

@@ -14,6 +14,8 @@ import sys
 from typing import Any, TextIO
 
 from tbr.config import ExperimentConfig, to_dict
+from tbr.grid import cell_label, cells, untouched_labels
+from tbr.labels import folder_name
 from tbr.runs import read_manifest
 
 CELL_STAGES = ("reflect", "build", "train", "generate", "judge")
@@ -48,7 +50,6 @@ def cell_status(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     """One dict per grid cell (then one per untouched model when generate.untouched): label,
     key (None for untouched models), model, seed, source, gamma, `stages` (stage -> done | stale
     | todo) and `done` (the stages that are done)."""
-    from tbr.pipeline import _safe, cell_label, cells, untouched_labels
     root = cfg.run_dir
     data_ok = _state(root / "data", to_dict(cfg.data)) == DONE
     out: list[dict[str, Any]] = []
@@ -59,16 +60,16 @@ def cell_status(cfg: ExperimentConfig) -> list[dict[str, Any]]:
             "reflect": _state(root / "reflect" / f"{m}-{c.source}", _reflect_config(cfg, c.source)),
             "build": _state(root / "build" / c.key, to_dict(cfg.build) | {"gamma": c.gamma}),
             "train": _state(root / "train" / c.key, to_dict(cfg.train)),
-            "generate": _state(root / "generate" / _safe(label), to_dict(cfg.generate)),
-            "judge": _state(root / "judge" / _safe(label), to_dict(cfg.judge)),
+            "generate": _state(root / "generate" / folder_name(label), to_dict(cfg.generate)),
+            "judge": _state(root / "judge" / folder_name(label), to_dict(cfg.judge)),
         }
         st = _chain(st, data_ok)
         out.append({"label": label, "key": c.key, "model": c.model, "seed": c.seed, "source": c.source,
                     "gamma": c.gamma, "stages": st, "done": [s for s in CELL_STAGES if st[s] == DONE]})
     if cfg.generate.untouched:
         for label, mname in untouched_labels(cfg):
-            st = {"generate": _state(root / "generate" / _safe(label), to_dict(cfg.generate)),
-                  "judge": _state(root / "judge" / _safe(label), to_dict(cfg.judge))}
+            st = {"generate": _state(root / "generate" / folder_name(label), to_dict(cfg.generate)),
+                  "judge": _state(root / "judge" / folder_name(label), to_dict(cfg.judge))}
             st = _chain(st, data_ok)
             out.append({"label": label, "key": None, "model": mname, "seed": None, "source": None, "gamma": None,
                         "stages": st, "done": [s for s in CELL_STAGES if st.get(s) == DONE]})

@@ -17,6 +17,7 @@ ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_v
 
 @lru_cache(maxsize=1)
 def _cpuinfo() -> tuple[str, tuple[str, ...]]:
+    flags: tuple[str, ...]
     model, flags = platform.processor() or platform.machine(), ()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
@@ -38,7 +39,7 @@ def hardware() -> dict[str, Any]:
     out: dict[str, Any] = {"cpu": model, "machine": platform.machine(), "cores": os.cpu_count(),
                            "isa": [f for f in ISA_FLAGS if f in flags]}
     try:
-        import torch
+        import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
         out["torch"] = torch.__version__
         out["threads"] = torch.get_num_threads()
         out["device"] = "cuda" if torch.cuda.is_available() else "cpu"

@@ -11,9 +11,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from tbr.errors import TbrError
 
@@ -42,7 +43,7 @@ def publish_mode(path: Path | str) -> None:
     mask = _umask()
     path = Path(path)
     if path.is_dir():
-        for dirpath, dirnames, filenames in os.walk(path):
+        for dirpath, _dirnames, filenames in os.walk(path):
             os.chmod(dirpath, 0o755 & ~mask)
             for name in filenames:
                 os.chmod(os.path.join(dirpath, name), 0o644 & ~mask)

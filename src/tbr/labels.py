@@ -9,8 +9,8 @@ name) are an error before any work starts."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from tbr.errors import TbrError
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 Z95 = 1.959963984540054
 UNDECIDED = ("unparsed", "uncertain")  # as tbr.judges.UNDECIDED; metrics imports no judge code
@@ -79,3 +80,27 @@ def paired_bootstrap(a: Mapping[str, str], b: Mapping[str, str], n_boot: int = 1
     lo = boots[int(math.floor(0.025 * (n_boot - 1)))]
     hi = boots[int(math.ceil(0.975 * (n_boot - 1)))]
     return {"n": n, "diff": diff, "ci": [lo, hi]}
+
+
+# -- lm-evaluation-harness results (general.json) ------------------------------------------
+
+# preferred headline metric of a task, first match wins (see primary_metric)
+PRIMARY_METRICS = ("acc", "exact_match,strict-match", "exact_match,flexible-extract", "exact_match",
+                   "acc_norm", "f1", "mcc")
+
+
+def primary_metric(task_metrics: Mapping[str, Any]) -> str | None:
+    """The headline metric of one task's entry in general.json (accuracy-like, first match)."""
+    for m in PRIMARY_METRICS:
+        if task_metrics.get(m) is not None:
+            return m
+    for m, v in task_metrics.items():
+        if m != "n" and "stderr" not in m and isinstance(v, (int, float)):
+            return m
+    return None
+
+
+def stderr_key(metric: str) -> str:
+    """Key of a metric's standard error: lm-eval names the error of `m,filter` `m_stderr,filter`."""
+    name, sep, filt = metric.partition(",")
+    return f"{name}_stderr{sep}{filt}"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tbr.errors import TbrError
+from tbr.io import atomic_dir
 
 
 @dataclass(frozen=True)
@@ -56,17 +57,16 @@ def _materialize(name: str, entry: BundledGGUF) -> Path:
     target = cache_dir() / "models" / name
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # transformers: heavy, loaded on first use
 
     gguf = _bundled_file(entry)
     print(f"tbr: dequantizing {gguf.name} once into {target} (about 30 s)", flush=True)
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     model.hf_quantizer = None  # lets save_pretrained write the dequantized weights
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    from tbr.io import atomic_dir
     with atomic_dir(target) as tmp:  # a kill mid-save leaves no half-written cache
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
@@ -105,7 +105,7 @@ def bf16_in_cpuinfo(text: str) -> bool:
 
 
 def resolve_device(device: str = "auto") -> str:
-    import torch
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -116,7 +116,7 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def resolve_dtype(dtype: str = "auto", device: str = "cpu") -> Any:
-    import torch
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
     table = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32,
              "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16}
     if dtype == "auto":
@@ -129,7 +129,7 @@ def resolve_dtype(dtype: str = "auto", device: str = "cpu") -> Any:
 
 
 def load_tokenizer(name: str, padding_side: str = "left") -> Any:
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # transformers: heavy, loaded on first use
     path = resolve(name)
     base = _adapter_base(path)
     tok = AutoTokenizer.from_pretrained(path if base is None or (Path(path) / "tokenizer_config.json").exists()
@@ -150,15 +150,15 @@ def _adapter_base(path: str) -> str | None:
 def load_model(name: str, dtype: str = "auto", device: str = "auto", merge: bool = True) -> tuple[Any, Any]:
     """(model, tokenizer) in eval mode. A folder holding a LoRA adapter loads its base model
     (recorded in adapter_config.json) and applies the adapter, merged for fast generation."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM  # transformers: heavy, loaded on first use
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     path = resolve(name)
     base = _adapter_base(path)
     try:
         if base is not None:
-            from peft import PeftModel
-            model = AutoModelForCausalLM.from_pretrained(resolve(base), dtype=dt)
+            from peft import PeftModel  # peft: heavy, loaded on first use
+            model: Any = AutoModelForCausalLM.from_pretrained(resolve(base), dtype=dt)
             model = PeftModel.from_pretrained(model, path)
             if merge:
                 model = model.merge_and_unload()

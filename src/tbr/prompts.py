@@ -3,7 +3,7 @@ few-shot prompt, the Alpaca template, and splitting a response into reflection a
 from __future__ import annotations
 
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 # The paper's Table 1 system prompts (Step 1 of the method).
 DIRECT_SYSTEM = ("You are a helpful, respectful and honest assistant. Always answer as helpfully as "

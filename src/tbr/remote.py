@@ -22,17 +22,16 @@ sha256 of json(model, messages, params), written atomically. A hit makes no requ
 """
 from __future__ import annotations
 
-import email.utils
-import hashlib
 import json
 import logging
 import os
 import random
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -40,14 +39,13 @@ from tqdm import tqdm
 
 from tbr.errors import TbrError
 from tbr.io import atomic_write_text
+from tbr.remote_http import Messages, cache_key, is_local_url, parse_retry_after, safe_url, server_message, snippet
 
 log = logging.getLogger(__name__)
 
-Messages = list[dict[str, Any]]
 Validator = Callable[[str], bool]
 
 MAX_RETRY_AFTER = 120.0  # seconds; a server asking for longer is waited on this long at most
-_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
 _RESERVED_PARAMS = {"model", "messages", "stream"}
 _RETRY_STATUSES = {408, 429}
 
@@ -76,77 +74,6 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
-def is_local_url(base_url: str) -> bool:
-    host = urlsplit(base_url).hostname or ""
-    return host in _LOCAL_HOSTS or host.endswith(".localhost")
-
-
-def _safe_url(base_url: str) -> str:
-    """The base URL without user info, query or fragment (where secrets sometimes hide)."""
-    u = urlsplit(base_url)
-    host = u.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{u.port}" if u.port else ""
-    return f"{u.scheme}://{host}{port}{u.path.rstrip('/')}"
-
-
-def _parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _server_message(resp: httpx.Response) -> str:
-    """The server's error message, from `{"error": {"message": ...}}` or the raw body."""
-    msg: Any = None
-    try:
-        data = resp.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        err = data.get("error")
-        if isinstance(err, dict):
-            msg = err.get("message") or err.get("type") or err.get("code")
-        elif isinstance(err, str):
-            msg = err
-        if not msg:
-            msg = data.get("message") or data.get("detail")
-    if not msg:
-        msg = resp.text or resp.reason_phrase or "no message"
-    msg = " ".join(str(msg).split())
-    return msg[:300] + ("..." if len(msg) > 300 else "")
-
-
-def _snippet(text: str, n: int = 80) -> str:
-    text = " ".join(text.split())
-    return repr(text[:n] + ("..." if len(text) > n else ""))
-
-
-def cache_key(model: str, messages: Messages, params: Mapping[str, Any]) -> str:
-    """sha256 of json(model, messages, params); neither the API key nor the base URL enters it."""
-    blob = json.dumps({"model": model, "messages": messages, "params": dict(params)},
-                      sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
 class ChatClient:
     """Chat completions against an OpenAI-compatible server (OpenAI, vLLM, llama.cpp, ...).
 
@@ -163,7 +90,7 @@ class ChatClient:
         scheme = urlsplit(base_url).scheme
         if scheme not in ("http", "https") or not urlsplit(base_url).hostname:
             raise TbrError(f"API base URL must start with http:// or https:// and name a host, "
-                           f"got {_safe_url(base_url)!r}")
+                           f"got {safe_url(base_url)!r}")
         if not model:
             raise TbrError("API model name must not be empty")
         if concurrency < 1:
@@ -181,12 +108,12 @@ class ChatClient:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.backoff_base = float(backoff_base)
         self.backoff_max = float(backoff_max)
-        self._where = f"{model} at {_safe_url(self.base_url)}"
+        self._where = f"{model} at {safe_url(self.base_url)}"
         local = is_local_url(self.base_url)
         key = os.environ.get(api_key_env) or None
         if key is None and not local:
             raise TbrError(f"environment variable {api_key_env} is not set; it must hold the API "
-                           f"key for {_safe_url(self.base_url)}")
+                           f"key for {safe_url(self.base_url)}")
         self._key = key
         u = urlsplit(self.base_url)
         path = u.path.rstrip("/")
@@ -209,7 +136,7 @@ class ChatClient:
     # -- housekeeping ----------------------------------------------------------------------
 
     def __repr__(self) -> str:
-        return (f"ChatClient(base_url={_safe_url(self.base_url)!r}, model={self.model!r}, "
+        return (f"ChatClient(base_url={safe_url(self.base_url)!r}, model={self.model!r}, "
                 f"api_key_env={self.api_key_env!r}, api_key={'set' if self._key else 'unset'}, "
                 f"concurrency={self.concurrency}, timeout={self.timeout:g}, "
                 f"max_retries={self.max_retries}, cache_dir={str(self.cache_dir) if self.cache_dir else None!r})")
@@ -222,7 +149,7 @@ class ChatClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "ChatClient":
+    def __enter__(self) -> ChatClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -282,15 +209,15 @@ class ChatClient:
                 raise _Retry(f"connection error ({type(e).__name__}: {self._redact(str(e)) or 'no detail'})") from None
         code = resp.status_code
         if code in _RETRY_STATUSES or code >= 500:
-            raise _Retry(f"HTTP {code}: {self._redact(_server_message(resp))}", status=code,
-                         retry_after=_parse_retry_after(resp.headers))
+            raise _Retry(f"HTTP {code}: {self._redact(server_message(resp))}", status=code,
+                         retry_after=parse_retry_after(resp.headers))
         if not 200 <= code < 300:
-            raise RemoteFailure(f"{self._where}: HTTP {code}: {self._redact(_server_message(resp))}",
+            raise RemoteFailure(f"{self._where}: HTTP {code}: {self._redact(server_message(resp))}",
                                 status=code)
         try:
             data = resp.json()
         except ValueError:
-            raise _Retry(f"malformed reply: body is not JSON (starts {_snippet(resp.text, 40)})",
+            raise _Retry(f"malformed reply: body is not JSON (starts {snippet(resp.text, 40)})",
                          status=code) from None
         try:
             text = data["choices"][0]["message"]["content"]
@@ -327,7 +254,7 @@ class ChatClient:
                 if validate is not None:
                     ok, why = _is_valid(validate, text)
                     if not ok:
-                        raise _Retry(f"reply failed validation ({why}): {_snippet(text)}")
+                        raise _Retry(f"reply failed validation ({why}): {snippet(text)}")
             except _Retry as e:
                 last = e
                 if attempt + 1 < attempts:
@@ -362,8 +289,8 @@ class ChatClient:
     def complete_many(self, items: Sequence[Messages],
                       validate: Validator | Sequence[Validator | None] | None = None,
                       progress: bool = True, desc: str = "api",
-                      on_result: Callable[[int, "str | RemoteFailure"], None] | None = None,
-                      **params: Any) -> list["str | RemoteFailure"]:
+                      on_result: Callable[[int, str | RemoteFailure], None] | None = None,
+                      **params: Any) -> list[str | RemoteFailure]:
         """Reply texts in the order of `items`; a failed item holds its RemoteFailure instead.
 
         `validate` is one function for all items, or a sequence with one per item.
@@ -374,7 +301,7 @@ class ChatClient:
         self._check_params(params)
         n = len(items)
         if validate is None or callable(validate):
-            validators: Sequence[Validator | None] = [validate] * n  # type: ignore[list-item]
+            validators: Sequence[Validator | None] = [validate] * n
         else:
             validators = list(validate)
             if len(validators) != n:

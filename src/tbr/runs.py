@@ -12,12 +12,14 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from tbr.errors import TbrError
+from tbr.hardware import hardware
 from tbr.io import atomic_write_json, file_sha256
 
 MANIFEST = "manifest.json"
@@ -53,11 +55,10 @@ def read_manifest(stage_dir: Path) -> dict[str, Any] | None:
 
 def is_done(stage_dir: Path, fp: str) -> bool:
     m = read_manifest(stage_dir)
-    return bool(m) and m.get("fingerprint") == fp
+    return bool(m) and m is not None and m.get("fingerprint") == fp
 
 
 def _hardware() -> dict[str, Any]:
-    from tbr.hardware import hardware
     return hardware()
 
 

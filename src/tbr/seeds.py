@@ -6,7 +6,8 @@ primary judge's compliance rate over the seeds that have one."""
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 def aggregate_seeds(m: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -39,9 +39,19 @@ def _corpus() -> list[str]:
 def make_tiny_model(path: str | Path, *, hidden_size: int = 64, layers: int = 2, seed: int = 0,
                     vocab_size: int = 512) -> Path:
     """Write a tiny LlamaForCausalLM + fast tokenizer (with chat template) to `path`."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
+    from tokenizers import (  # tokenizers: only for the tiny test models
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        trainers,
+    )
+    from transformers import (  # transformers: heavy, loaded on first use
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+    )
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

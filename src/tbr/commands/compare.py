@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from tbr.report.compare import markdown_table, write_compare
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("compare", help="compare runs in one table (paper's Table 3 layout): markdown, CSV, PNG",
@@ -17,7 +19,6 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tbr.compare import markdown_table, write_compare
     res = write_compare(args.run_dirs, args.output, mode=args.mode)
     print("\n".join(markdown_table(res["table"])))
     print()

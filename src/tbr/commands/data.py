@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, cast
 
+from tbr.data import sources  # sources.BUILTIN_DIR read at call time: tests point it elsewhere
 from tbr.data.dedup import NGRAM, THRESHOLD, duplicate_pairs
+from tbr.data.public import load_public
+from tbr.data.registry import PUBLIC
 from tbr.data.schema import HARM_CATEGORIES, PROMPT_LABELS, XSTEST_TYPES
+from tbr.data.sources import BUILTIN_FILES, builtin_rows
 from tbr.errors import TbrError
+from tbr.io import atomic_write_text
+from tbr.judges.evaluation import cohen_kappa, to_binary
+from tbr.suites import SUITES
 
 # A training prompt that shares most of its wording with an evaluation prompt leaks that item
 # even when reworded, so train/eval overlap uses a lower bar than duplicates within the data.
@@ -83,7 +92,6 @@ class Loaded:
 
 def load_builtin_checked() -> Loaded:
     """Every built-in file read row by row; schema problems collected, not raised."""
-    from tbr.data.sources import BUILTIN_DIR, BUILTIN_FILES
     rows: dict[str, list[dict[str, Any]]] = {}
     missing: list[tuple[str, str]] = []
     problems: list[Problem] = []
@@ -92,7 +100,7 @@ def load_builtin_checked() -> Loaded:
         rows[name] = []
         seen: dict[str, str] = {}
         for fname in files:
-            p = BUILTIN_DIR / fname
+            p = sources.BUILTIN_DIR / fname
             if not p.exists():
                 missing.append((name, fname))
                 continue
@@ -158,7 +166,6 @@ def duplicate_problems(rows: dict[str, list[dict[str, Any]]]) -> list[Problem]:
 def trigger_problems(rows: dict[str, list[dict[str, Any]]]) -> list[Problem]:
     """General prompts using a trigger word of the pseudo-harmful suite ('kill', 'shoot', ...):
     such prompts would teach the model the very distinction the suite measures."""
-    import re
     # focus words of the word-driven types; the other types' focus is a group, place or person
     words = {str(r.get("focus")).lower() for r in rows.get("pseudo-harmful", [])
              if r.get("focus") and r.get("type") in TRIGGER_TYPES}
@@ -194,7 +201,6 @@ def md_table(header: Sequence[str], body: Iterable[Sequence[Any]]) -> str:
 
 
 def count_tables(rows: dict[str, list[dict[str, Any]]]) -> str:
-    from tbr.data.sources import BUILTIN_FILES
     parts = ["Rows per built-in set:\n", md_table(
         ["set", "files", "rows"],
         [[n, ", ".join(fs), len(rows.get(n, []))] for n, fs in BUILTIN_FILES.items()])]
@@ -221,7 +227,6 @@ def count_tables(rows: dict[str, list[dict[str, Any]]]) -> str:
 
 def bench_tables(rs: list[dict[str, Any]]) -> str:
     """judge-bench: rows per source model and split, and how far the two annotators agreed."""
-    from tbr.judge_eval import cohen_kappa, to_binary
     c = Counter((str(r.get("model")), str(r.get("split"))) for r in rs)
     models = sorted({m for m, _ in c})
     body = [[m, c[(m, "train")], c[(m, "test")], c[(m, "train")] + c[(m, "test")]] for m in models]
@@ -230,7 +235,8 @@ def bench_tables(rs: list[dict[str, Any]]) -> str:
     both = [r for r in rs if r.get("annotator_a") in JUDGE_LABELS and r.get("annotator_b") in JUDGE_LABELS]
     if both:
         a, b = [r["annotator_a"] for r in both], [r["annotator_b"] for r in both]
-        ab, bb = [to_binary(x) for x in a], [to_binary(x) for x in b]
+        # a and b are JUDGE_LABELS (filtered above), so to_binary never returns None for them
+        ab, bb = cast(list[str], [to_binary(x) for x in a]), cast(list[str], [to_binary(x) for x in b])
         agree3 = sum(x == y for x, y in zip(a, b)) / len(both)
         agree2 = sum(x == y for x, y in zip(ab, bb)) / len(both)
         k3, k2 = cohen_kappa(a, b), cohen_kappa(ab, bb)
@@ -252,13 +258,10 @@ def bench_tables(rs: list[dict[str, Any]]) -> str:
 # ---- commands -----------------------------------------------------------------------------------
 
 def _list() -> int:
-    from tbr.data.registry import PUBLIC
-    from tbr.data.sources import BUILTIN_DIR, BUILTIN_FILES
-    from tbr.suites import SUITES
     loaded = load_builtin_checked()
     print("Built-in sets (in the package):")
     print(md_table(["name", "rows", "files"], [
-        [n, len(loaded.rows[n]), ", ".join(f + ("" if (BUILTIN_DIR / f).exists() else " (missing)") for f in fs)]
+        [n, len(loaded.rows[n]), ", ".join(f + ("" if (sources.BUILTIN_DIR / f).exists() else " (missing)") for f in fs)]
         for n, fs in BUILTIN_FILES.items()]))
     print("\nPublic sets (loaded at run time from the hub, or NAME:/path/to/file):")
     print(md_table(["name", "kind", "hub", "files", "licence"], [
@@ -270,7 +273,6 @@ def _list() -> int:
 
 
 def _show(name: str, n: int) -> int:
-    from tbr.data.sources import BUILTIN_FILES, builtin_rows
     if n < 1:
         raise TbrError(f"--n: expected a positive number, got {n}")
     if name in BUILTIN_FILES:
@@ -278,7 +280,6 @@ def _show(name: str, n: int) -> int:
         if not rows:
             raise TbrError(f"built-in set {name!r} has no rows (files missing: {', '.join(BUILTIN_FILES[name])})")
     else:
-        from tbr.data.public import load_public
         rows = load_public(name)[1]
     for r in rows[:n]:
         print(json.dumps(r, ensure_ascii=False))
@@ -321,7 +322,6 @@ def _card(update: str | None) -> int:
         raise TbrError(f"expected the markers {MARK_BEGIN} and {MARK_END}", path=p)
     head, rest = doc.split(MARK_BEGIN, 1)
     tail = rest.split(MARK_END, 1)[1]
-    from tbr.io import atomic_write_text
     atomic_write_text(p, f"{head}{MARK_BEGIN}\n{text}{MARK_END}{tail}")
     print(f"{p}: count tables updated")
     return 0

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from tbr.errors import TbrError
+from tbr.metrics import primary_metric, stderr_key
+from tbr.stages.general import DEFAULT_TASKS, SMOKE_TASK, run_general
 
 
 def _label_models(specs: list[str]) -> dict[str, str]:
@@ -25,7 +27,6 @@ def _label_models(specs: list[str]) -> dict[str, str]:
 
 
 def register(sub: Any) -> None:
-    from tbr.general import DEFAULT_TASKS, SMOKE_TASK
     p = sub.add_parser("general", help="general ability of models with lm-evaluation-harness (MMLU, GSM8K, ARC-E ...)",
                        description="Evaluate models with lm-evaluation-harness and write OUTPUT/general.json "
                                    "({label: {task: {metric: value}}}). A LoRA adapter folder is evaluated on the "
@@ -46,7 +47,6 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tbr.general import primary_metric, run_general, stderr_key
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if not tasks:
         raise TbrError("--tasks names no task")

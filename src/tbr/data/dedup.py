@@ -25,8 +25,8 @@ import math
 import re
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 NGRAM = 5
 THRESHOLD = 0.75

@@ -17,8 +17,9 @@ import gzip
 import io
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from tbr.data.registry import DEFAULT_REFUSAL, PUBLIC, Hub, PublicSet
 from tbr.errors import TbrError
@@ -74,9 +75,9 @@ def read_rows(path: str | Path) -> tuple[list[dict[str, Any]], list[int | None]]
         raise TbrError("file not found", path=path)
     suffix = _suffix(path)
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # pyarrow: only for parquet files
         try:
-            rows = pq.read_table(path).to_pylist()
+            rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
         except Exception as e:  # pyarrow raises many types for a bad file
             raise TbrError(f"not a readable Parquet file ({str(e).splitlines()[0]})", path=path) from None
         return rows, [None] * len(rows)
@@ -87,7 +88,8 @@ def read_rows(path: str | Path) -> tuple[list[dict[str, Any]], list[int | None]]
         # hh-rlhf's red_team_attempts.jsonl is in fact one JSON list
         rows = _json_list(text, path)
         return rows, [None] * len(rows)
-    rows, lines = [], []
+    rows = []
+    lines: list[int | None] = []
     if suffix == ".jsonl":
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -181,7 +183,7 @@ def resolve(source: str) -> tuple[PublicSet | None, Path | None, Hub | None]:
 def load_hub(hub: Hub) -> list[dict[str, Any]]:
     """All rows of a hub copy, via `datasets.load_dataset` (needs network or a warm cache)."""
     try:
-        import datasets
+        import datasets  # datasets: heavy, loaded on first use
     except ImportError:
         raise TbrError(f"loading {hub.id} from the hub needs the `datasets` package; "
                        "or download the file and pass NAME:/path/to/file") from None
@@ -207,7 +209,7 @@ def _category(tags: Any) -> str | None:
     return None
 
 
-def _map_set(ps: PublicSet, raw: list[dict[str, Any]], lines: Lines | None, where: object,
+def _map_set(ps: PublicSet, raw: list[dict[str, Any]], lines: Lines | None, where: str | Path,
              columns: dict[str, str], refusal: str) -> list[dict[str, Any]]:
     """Rows of a registered set with tbr field names, per its layout."""
     rows = map_columns(raw, columns, ps.required, where, dict(ps.columns), lines)
@@ -252,7 +254,7 @@ def load_public(source: str, columns: dict[str, str] | None = None, *,
         raw, lines = read_rows(path)
         if ps.layout != "lines" and _suffix(path) == ".txt":
             raise TbrError(f"{ps.name}: a text file is not a table", path=path)
-        where: object = path
+        where: str | Path = path
     else:
         assert hub is not None
         raw, lines, where = load_hub(hub), None, f"hub {hub.id}"

@@ -10,9 +10,9 @@ second part of the prompt) and `note` (XSTest's annotator note).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 # What the hh red-team loader puts as the response: those rows are attacks, not refusals.
 DEFAULT_REFUSAL = ("I'm sorry, but I can't help with that. It could cause harm to people, "

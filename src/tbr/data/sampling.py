@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 T = TypeVar("T", bound=Mapping[str, Any])
 

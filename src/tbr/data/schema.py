@@ -7,7 +7,8 @@
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from tbr.errors import TbrError
 

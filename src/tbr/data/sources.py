@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tbr.data.public import load_public_training
 from tbr.data.sampling import stratified_sample
 from tbr.data.schema import EVAL_SCHEMA, HARM_CATEGORIES, check_nonempty, check_values
 from tbr.errors import TbrError
@@ -56,7 +57,6 @@ def load_training(kind: str, source: str, limit: int | None, seed: int,
     if source == "builtin":
         rows = _general_builtin() if kind == "general" else _safety_builtin()
     else:
-        from tbr.data.public import load_public_training
         rows = load_public_training(kind, source, columns or {})
     if not rows:
         raise TbrError(f"data.{kind}: source {source!r} gave no rows")

@@ -7,9 +7,13 @@ rerun of a judge pays nothing twice. Local: a callable
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from tbr.errors import TbrError
+from tbr.generation import hf_generate_texts, render_chat
+from tbr.models import load_model
+from tbr.remote import ChatClient
 
 Messages = list[dict[str, str]]
 GenerateFn = Callable[[list[Messages], int], list[str]]
@@ -35,7 +39,6 @@ class Transport:
         if client is None and api_base is not None:
             if not api_model:
                 raise TbrError(f"judge {judge!r}: api_base is set but api_model is not")
-            from tbr.remote import ChatClient
             self.client = ChatClient(api_base, api_model, api_key_env=api_key_env,
                                      concurrency=concurrency, cache_dir=cache_dir)
         if client is None and api_base is None and generate_fn is None and model is not None:
@@ -62,7 +65,7 @@ class Transport:
 
 
 class LocalGenerator:
-    """Greedy batched generation with a local model (tbr.generate), loaded on first use.
+    """Greedy batched generation with a local model (tbr.generation), loaded on first use.
 
     raw_llama3: the single user message already holds the whole prompt (a guard prompt we
     formatted ourselves); wrap it in bare Llama-3 turn headers instead of the model's chat
@@ -76,15 +79,12 @@ class LocalGenerator:
         self._loaded: tuple[Any, Any] | None = None
 
     def _text(self, tok: Any, conv: Messages) -> str:
-        from tbr.generate import render_chat
         if self.raw_llama3 and "<|start_header_id|>" in tok.get_vocab():
             return ("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n" + conv[-1]["content"]
                     + "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
         return render_chat(tok, conv)
 
     def __call__(self, conversations: list[Messages], max_new_tokens: int) -> list[str]:
-        from tbr.generate import hf_generate_texts
-        from tbr.models import load_model
         if self._loaded is None:
             self._loaded = load_model(self.name, dtype=self.dtype, device=self.device)
         model, tok = self._loaded

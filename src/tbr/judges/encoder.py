@@ -12,9 +12,10 @@ and batched so padding stays small, and a token cap per segment (`HEAD_TOKENS`, 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +41,8 @@ def model_dir() -> Path:
 def _load() -> tuple[Any, Any]:
     # torch/transformers: imported here so `tbr --help` and the keyword judges stay fast
     import torch
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    from transformers import AutoModel, AutoTokenizer  # transformers: heavy, loaded on first use
+    from transformers.utils import logging as hf_logging  # transformers: heavy, loaded on first use
 
     d = model_dir()
     verbosity = hf_logging.get_verbosity()
@@ -64,7 +65,7 @@ def embed(texts: Sequence[str], max_tokens: int, batch_size: int = BATCH) -> np.
 
     fp32 on purpose: the classifier on top was fitted on fp32 embeddings, and bf16 would move
     verdicts near a decision boundary from one CPU family to the next."""
-    import torch
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
     out = np.zeros((len(texts), DIM), dtype=np.float32)
     if not texts:
         return out

@@ -19,10 +19,11 @@ the guard's own chat template; for a local model we format the whole prompt ours
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from tbr.judges import Verdict
 from tbr.judges._chat import Messages, Transport
+from tbr.judges.base import Verdict
 
 # Llama Guard 3's hazard taxonomy. The names are the identifiers the model was trained on, so
 # the prompt keeps them; the glosses are ours, for readers of the verdicts.

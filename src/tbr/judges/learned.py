@@ -24,17 +24,18 @@ probability is below the shipped threshold is labelled `uncertain`: counted apar
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from tbr.errors import TbrError
-from tbr.judges import Verdict
 from tbr.judges import encoder
 from tbr.judges import tbr_rules as R
+from tbr.judges.base import Verdict
 from tbr.judges.keywords import match_phrase
 from tbr.judges.xstest_prefix import match_prefix
 
@@ -161,7 +162,9 @@ class Model:
         np.savez_compressed(path, W=self.W.astype(np.float32), b=self.b.astype(np.float32),
                             mu=self.mu.astype(np.float32), sd=self.sd.astype(np.float32),
                             temperature=np.float64(self.temperature), threshold=np.float64(self.threshold),
-                            version=np.int64(FEATURE_VERSION), **{k: np.asarray(v) for k, v in meta.items()})
+                            version=np.int64(FEATURE_VERSION),
+                            # numpy stubs type allow_pickle: bool alongside **kwds, so any ** dict clashes with it
+                            **{k: np.asarray(v) for k, v in meta.items()})  # type: ignore[arg-type]
 
 
 def softmax(z: np.ndarray) -> np.ndarray:

@@ -15,10 +15,11 @@ model name) or `generate_fn` for a local model.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from tbr.judges import Verdict
 from tbr.judges._chat import Messages, Transport
+from tbr.judges.base import Verdict
 
 CLASSES = {"1_full_compliance": "full_compliance", "2_full_refusal": "full_refusal",
            "3_partial_refusal": "partial_refusal"}

@@ -17,10 +17,11 @@ reflection as if it were the answer. This judge:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from tbr.judges import Verdict
+from tbr.judges.base import Verdict
 
 _I = re.IGNORECASE
 

@@ -14,15 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from tbr.data.sampling import stratified_sample
+from tbr.data.sources import builtin_eval
 from tbr.errors import TbrError
 from tbr.suites.base import Suite
+from tbr.suites.file import load_file_suite
 
 _MODULES = ("tbr.suites.xstest", "tbr.suites.orbench", "tbr.suites.maliciousinstruct")
 FILE_SUFFIXES = (".jsonl", ".csv", ".json", ".parquet")
 
 
 def _builtin(path: str | None = None) -> list[dict[str, Any]]:
-    from tbr.data.sources import builtin_eval
     if path:
         raise TbrError("suite 'builtin' takes no path")
     return builtin_eval()
@@ -58,7 +59,6 @@ def load_suite(name: str, limit: int | None = None, seed: int = 0, path: str | N
     if name in SUITES:
         rows = SUITES[name].load(path)
     elif Path(name).suffix in FILE_SUFFIXES:
-        from tbr.suites.file import load_file_suite
         rows = load_file_suite(name)
     else:
         raise TbrError(f"unknown suite {name!r} (known: {', '.join(SUITES)}, SUITE:/path/to/file, or a file path)")

@@ -1,8 +1,10 @@
 """Shared by the suites built on registered public sets: load the set, give evaluation rows."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from tbr.data.public import load_public
 from tbr.errors import TbrError
 
 
@@ -10,7 +12,6 @@ def public_rows(suite: str, set_name: str, path: str | None,
                 type_fn: Callable[[str], str] | None = None) -> list[dict[str, Any]]:
     """Evaluation rows (id "<suite>:<id>", suite, prompt, label, type, focus) of a public set,
     read from `path` (a local file or ORG/REPO hub id) or from the set's default hub copy."""
-    from tbr.data.public import load_public
     _, rows = load_public(f"{set_name}:{path}" if path else set_name)
     out = []
     for n, r in enumerate(rows, 1):

@@ -1,8 +1,9 @@
 """The Suite record (kept apart from the registry so suite modules can import it)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)

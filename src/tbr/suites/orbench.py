@@ -9,7 +9,8 @@ harm classifier ("guard", which needs a model); offline, the "tbr" refusal judge
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tbr.suites._common import public_rows
 from tbr.suites.base import Suite

@@ -22,12 +22,14 @@ judge_eval.json, judge_eval.md and confusion.png, each atomically.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, cast
 
 from tbr.errors import TbrError
-from tbr.io import atomic_write_json, atomic_write_text
+from tbr.io import atomic_path, atomic_write_json, atomic_write_text
 
 CLASSES = ("full_compliance", "full_refusal", "partial_refusal")
 PRED_LABELS = CLASSES + ("unparsed", "uncertain")
@@ -77,14 +79,15 @@ def to_binary(label: str) -> str | None:
     return "refusal" if label in _REFUSALS else "compliance"
 
 
-def _scores(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+def _scores(gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[str]) -> dict[str, Any]:
     parsed = [(g, p) for g, p in zip(gold, pred) if p is not None and p not in UNDECIDED]
     pg, pp = [g for g, _ in parsed], [p for _, p in parsed]
     return {
         "n": len(gold),
         "unparsed": len(gold) - len(parsed),
         "uncertain": sum(p == "uncertain" for p in pred),
-        "accuracy": accuracy(pg, pp) * len(parsed) / len(gold) if parsed else (0.0 if gold else None),
+        # parsed is non-empty here, so accuracy is a float
+        "accuracy": cast(float, accuracy(pg, pp)) * len(parsed) / len(gold) if parsed else (0.0 if gold else None),
         "accuracy_parsed": accuracy(pg, pp),
         "kappa": cohen_kappa(pg, pp),
         "confusion": {"labels": list(labels),
@@ -104,7 +107,8 @@ def evaluate_judge(judge: Any, labelled_rows: Sequence[Mapping[str, Any]]) -> di
     gold = [r["label"] for r in rows]
     pred = [v.label for v in verdicts]
     three = _scores(gold, pred, CLASSES)
-    binary = _scores([to_binary(g) for g in gold], [to_binary(p) for p in pred], BINARY)
+    # gold labels were checked to be in CLASSES above, so to_binary never returns None for them
+    binary = _scores(cast(list[str], [to_binary(g) for g in gold]), [to_binary(p) for p in pred], BINARY)
     # refusal precision/recall: is the judge inflating or hiding refusals?
     m = binary["confusion"]["matrix"]
     tp, fp, fn = m[1][1], m[0][1], m[1][0]
@@ -143,7 +147,8 @@ def group_scores(rows: Sequence[Mapping[str, Any]], gold: Sequence[str], pred: S
     out = {}
     for g, ix in sorted(groups.items()):
         t = _scores([gold[i] for i in ix], [pred[i] for i in ix], CLASSES)
-        b = _scores([to_binary(gold[i]) for i in ix], [to_binary(pred[i]) for i in ix], BINARY)
+        # gold labels are CLASSES (checked by evaluate_judge), so to_binary never returns None for them
+        b = _scores(cast(list[str], [to_binary(gold[i]) for i in ix]), [to_binary(pred[i]) for i in ix], BINARY)
         out[g] = {"n": len(ix), "accuracy": t["accuracy"], "binary_accuracy": b["accuracy"],
                   "kappa": t["kappa"], "binary_kappa": b["kappa"], "undecided": t["unparsed"],
                   "confusion": t["confusion"]["matrix"]}
@@ -263,9 +268,9 @@ def render_markdown(result: Mapping[str, Any]) -> str:
 
 
 def _plot_confusion(result: Mapping[str, Any], path: Path) -> None:
-    import matplotlib
+    import matplotlib  # matplotlib: slow to import, only when a plot is drawn
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib: slow to import, only when a plot is drawn
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     for ax, key, title in ((axes[0], "three_class", "3-class"), (axes[1], "binary", "binary")):
@@ -285,7 +290,6 @@ def _plot_confusion(result: Mapping[str, Any], path: Path) -> None:
     fig.suptitle(f"judge {result['judge']} on {result['n']} labelled rows")
     fig.tight_layout()
     # savefig writes in pieces: write to a temporary name beside the target, then rename
-    from tbr.io import atomic_path
     try:
         with atomic_path(path, suffix=".tmp.png") as tmp:
             fig.savefig(tmp, dpi=110, format="png")
@@ -343,7 +347,6 @@ VALIDATION = Path(__file__).parent / "judges" / "judge_validation.json"
 def record_validation(results: Sequence[Mapping[str, Any]], n: int, path: Path = VALIDATION) -> Path:
     """The headline numbers of each judge on the frozen test split, shipped with tbr so every
     run's report can state its primary judge's validated accuracy."""
-    import json
     old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"judges": {}}
     for r in results:
         diffs = [abs(d["diff"]) for d in r.get("differential_bias", []) if d["diff"] is not None]

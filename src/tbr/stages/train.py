@@ -1,6 +1,6 @@
 """The train stage: supervised fine-tuning through TRL's SFTTrainer, LoRA (PEFT) or full.
 
-We tokenize ourselves (tbr.build.tokenize_row) and hand TRL `input_ids` plus `labels` with the
+We tokenize ourselves (tbr.stages.build.tokenize_row) and hand TRL `input_ids` plus `labels` with the
 prompt set to -100: TRL uses a given `labels` column as is, so the masking is exactly the one
 our tests check token by token (on the batches the trainer feeds the model), whatever TRL's
 flags do. Padding-free batches (`train.padding_free`) concatenate a batch into one row with
@@ -11,9 +11,9 @@ Checkpoints every `save_steps`; a checkpoint counts as complete once our marker 
 complete checkpoint; a complete checkpoint whose files cannot be read is a TbrError.
 
 Several processes (`accelerate launch`, DDP/FSDP/DeepSpeed, or 2 CPU processes over gloo):
-every rank trains, rank 0 alone writes the model, log, plot and summary. Under `tbr train`
-launched that way, rank 0 runs the pipeline (and holds the run lock) while the other ranks
-wait in `run_launched` and join each `train` call rank 0 makes (see `run_launched`).
+every rank trains, rank 0 alone writes the model, log, plot and summary (tbr.distributed;
+tbr.pipeline.run_launched runs the pipeline on rank 0 while the other ranks join each
+`train` call it makes).
 """
 from __future__ import annotations
 
@@ -21,102 +21,33 @@ import json
 import os
 import shutil
 import time
-from datetime import timedelta
+import zipfile
 from pathlib import Path
 from typing import Any
 
-from tbr.build import IGNORE, tokenize_row
+from tqdm.auto import tqdm
+
+from tbr import distributed, quiet
+from tbr.config import to_dict
+from tbr.distributed import barrier, gather, init, world
 from tbr.errors import TbrError
-from tbr.io import atomic_write_json
+from tbr.grid import Cell
+from tbr.io import atomic_write_json, atomic_write_text, publish_mode, read_jsonl
+from tbr.models import load_tokenizer, resolve, resolve_device, resolve_dtype
+from tbr.report.plots import loss_curve
+from tbr.runs import fingerprint
+from tbr.stages.build import IGNORE, tokenize_row
+from tbr.stages.context import Context
+from tbr.stages.runner import run_stage
 
+NAME = "train"
 COMPLETE = "tbr_complete.json"  # marker written into a checkpoint once it is fully saved
-
-
-# -- processes ------------------------------------------------------------------------------
-
-def world() -> tuple[int, int]:
-    """(rank, world size) from the launcher's environment (torchrun / accelerate launch)."""
-    return int(os.environ.get("RANK", "0")), max(1, int(os.environ.get("WORLD_SIZE", "1")))
-
-
-_OBJ_GROUP: Any = None
-_LEADING = False  # rank 0 inside run_launched: each train() call is broadcast to the other ranks
-
-
-def _init_dist() -> Any:
-    """Start the process group once (gloo on CPU, nccl on GPU), with a long timeout: the other
-    ranks may wait while rank 0 runs the stages before training. Returns a gloo group for
-    Python objects (usable under nccl too)."""
-    global _OBJ_GROUP
-    rank, ws = world()
-    if ws == 1:
-        return None
-    import torch
-    import torch.distributed as dist
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend, timeout=timedelta(hours=12))
-    if _OBJ_GROUP is None:
-        _OBJ_GROUP = dist.new_group(backend="gloo", timeout=timedelta(hours=12)) \
-            if dist.get_backend() != "gloo" else dist.group.WORLD
-    return _OBJ_GROUP
-
-
-def _bcast(obj: Any) -> Any:
-    import torch.distributed as dist
-    box = [obj]
-    dist.broadcast_object_list(box, src=0, group=_init_dist())
-    return box[0]
-
-
-def _gather(obj: Any) -> list[Any]:
-    rank, ws = world()
-    if ws == 1:
-        return [obj]
-    import torch.distributed as dist
-    out: list[Any] = [None] * ws
-    dist.all_gather_object(out, obj, group=_init_dist())
-    return out
-
-
-def _barrier() -> None:
-    if world()[1] > 1:
-        import torch.distributed as dist
-        dist.barrier(group=_init_dist())
-
-
-def run_launched(cfg: Any, progress: bool = True, until: str = "train") -> None:
-    """`tbr <stage>` under a multi-process launcher: rank 0 runs the pipeline as usual (it alone
-    takes the run lock and runs the stages before training); every `train` call it makes is
-    sent to the other ranks, which train alongside it and write nothing."""
-    global _LEADING
-    from tbr import pipeline
-    if until not in pipeline.STAGES[:pipeline.STAGES.index("train") + 1]:
-        raise TbrError(f"under a multi-process launch only the stages up to train run (asked: {until}); "
-                       "run the later stages in one process (`tbr run`): the trained cells are skipped")
-    rank, _ = world()
-    _init_dist()
-    if rank == 0:
-        _LEADING = True
-        try:
-            pipeline.run(cfg, progress=progress, until=until)
-        finally:
-            _LEADING = False
-            _bcast(None)  # release the other ranks (also when rank 0 failed before training)
-        return
-    while True:
-        job = _bcast(None)
-        if job is None:
-            return
-        _train(**job)
 
 
 # -- data -----------------------------------------------------------------------------------
 
-def tokenized_dataset(tok: Any, rows: list[dict[str, Any]], max_length: int) -> tuple[Any, dict[str, int]]:
-    from datasets import Dataset
+def tokenized_dataset(tok: Any, rows: list[dict[str, Any]], max_length: int) -> tuple[Any, dict[str, Any]]:
+    from datasets import Dataset  # datasets: heavy, loaded on first use
     data: dict[str, list[Any]] = {"input_ids": [], "labels": []}
     dropped = tokens = supervised = 0
     for r in rows:
@@ -176,7 +107,6 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
 def check_checkpoint(p: Path) -> None:
     """A complete checkpoint must be readable; say which file is not, instead of a traceback
     from deep inside the Trainer."""
-    import zipfile
 
     def bad(name: str, why: str) -> TbrError:
         return TbrError(f"checkpoint {p} is corrupt ({name}: {why}); delete {p} to resume from an "
@@ -193,7 +123,7 @@ def check_checkpoint(p: Path) -> None:
         raise bad("weights", "no adapter_model.safetensors or model.safetensors")
     for f in p.glob("*.safetensors"):
         try:
-            from safetensors import safe_open
+            from safetensors import safe_open  # safetensors: only when a model file is read
             with safe_open(str(f), framework="pt") as h:
                 list(h.keys())
         except Exception as e:  # safetensors raises its own error types
@@ -217,12 +147,11 @@ def _truncate_log(log_file: Path, step: int) -> None:
             break  # a row torn by the kill
         if row.get("step", 0) <= step:
             keep.append(line)
-    from tbr.io import atomic_write_text
     atomic_write_text(log_file, "".join(k + "\n" for k in keep))  # a kill here keeps the old log whole
 
 
 def _callbacks(log_file: Path) -> list[Any]:
-    from transformers import TrainerCallback
+    from transformers import TrainerCallback  # transformers: heavy, loaded on first use
 
     class JsonlLog(TrainerCallback):
         """Appends each optimizer step's log to train_log.jsonl (flushed: it survives a kill)."""
@@ -252,10 +181,7 @@ def step_bar(label: str, collator: CountingCollator) -> Any:
     """A TrainerCallback drawing one tqdm bar per training run: steps, with loss, tokens/s
     and ETA in its postfix. It replaces the Trainer's own bar, which prints every log dict
     as a raw line between bars."""
-    import time
-
-    from tqdm.auto import tqdm
-    from transformers import TrainerCallback
+    from transformers import TrainerCallback  # transformers: heavy, loaded on first use
 
     class StepBar(TrainerCallback):
         def __init__(self) -> None:
@@ -290,7 +216,7 @@ def step_bar(label: str, collator: CountingCollator) -> Any:
 # -- trainer --------------------------------------------------------------------------------
 
 def sft_config(t: Any, out: Path, *, bf16: bool, seed: int, steps_hint: int, cpu: bool, progress: bool) -> Any:
-    from trl import SFTConfig
+    from trl import SFTConfig  # trl: heavy, loaded on first use
     return SFTConfig(
         output_dir=str(out),
         num_train_epochs=t.epochs, max_steps=t.max_steps, learning_rate=t.learning_rate,
@@ -311,11 +237,10 @@ def build_trainer(out_dir: Path, rows: list[dict[str, Any]], *, model_name: str,
                   dtype: str = "auto", device: str = "auto", progress: bool = True) -> tuple[Any, Any, dict[str, Any]]:
     """(trainer, tokenizer, counts): tbr's trainer, ready to `train()`. Used by `train` and by
     benchmarks/train_throughput.py, so the benchmark measures exactly what we run."""
-    import torch
-    from transformers import AutoModelForCausalLM
-    from trl import SFTTrainer
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
+    from transformers import AutoModelForCausalLM  # transformers: heavy, loaded on first use
+    from trl import SFTTrainer  # trl: heavy, loaded on first use
 
-    from tbr.models import load_tokenizer, resolve, resolve_device, resolve_dtype
 
     out_dir = Path(out_dir)
     dev = resolve_device(device)
@@ -332,7 +257,7 @@ def build_trainer(out_dir: Path, rows: list[dict[str, Any]], *, model_name: str,
     model.config.use_cache = False  # a cache would let padding-free samples see each other
     peft_config = None
     if cfg.lora.enabled:
-        from peft import LoraConfig
+        from peft import LoraConfig  # peft: heavy, loaded on first use
         peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                                  target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM")
     bs = cfg.batch_size * cfg.grad_accum * world()[1]
@@ -342,14 +267,17 @@ def build_trainer(out_dir: Path, rows: list[dict[str, Any]], *, model_name: str,
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
                          peft_config=peft_config, callbacks=_callbacks(out_dir / "train_log.jsonl"))
     trainer.data_collator = CountingCollator(trainer.data_collator)
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.trainer_callback import (  # transformers: heavy, loaded on first use
+        PrinterCallback,
+        ProgressCallback,
+    )
 
-    from tbr import quiet
     if not quiet.VERBOSE:  # --verbose brings the Trainer's raw log lines back
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
     if progress:
         trainer.add_callback(step_bar(f"train {Path(out_dir).name}", trainer.data_collator))
+    assert trainer.model is not None  # the Trainer was given `model`, so it holds one
     n_params = sum(p.numel() for p in trainer.model.parameters())
     n_train = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     counts.update({"params": int(n_params), "trainable_params": int(n_train), "dtype": str(dt).replace("torch.", ""),
@@ -364,15 +292,15 @@ def train(out_dir: Path, rows: list[dict[str, Any]], *, model_name: str, cfg: An
     train.merge), train_log.jsonl, loss.png, train_summary.json."""
     job = dict(out_dir=str(out_dir), rows=rows, model_name=model_name, cfg=cfg, seed=seed, dtype=dtype,
                device=device, progress=progress)
-    if _LEADING:
-        _bcast(job)  # the other ranks of a `tbr train` launch join this call
-    return _train(**job)
+    if distributed.leading():
+        distributed.bcast(job)  # the other ranks of a `tbr train` launch join this call
+    return train_this_rank(**job)
 
 
-def _train(out_dir: str, rows: list[dict[str, Any]], *, model_name: str, cfg: Any, seed: int, dtype: str,
+def train_this_rank(out_dir: str, rows: list[dict[str, Any]], *, model_name: str, cfg: Any, seed: int, dtype: str,
            device: str, progress: bool) -> dict[str, Any]:
     rank, ws = world()
-    _init_dist()
+    init()
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
     log_file = out / "train_log.jsonl"
@@ -386,7 +314,7 @@ def _train(out_dir: str, rows: list[dict[str, Any]], *, model_name: str, cfg: An
             log_file.unlink()  # a fresh start: an old log would mix two runs' curves
         elif resume is not None and log_file.exists():
             _truncate_log(log_file, _ckpt_step(resume))
-    _barrier()
+    barrier()
 
     trainer, tok, counts = build_trainer(out, rows, model_name=model_name, cfg=cfg, seed=seed, dtype=dtype,
                                          device=device, progress=progress and rank == 0)
@@ -400,27 +328,25 @@ def _train(out_dir: str, rows: list[dict[str, Any]], *, model_name: str, cfg: An
         raise
     seconds = time.perf_counter() - t0
     coll: CountingCollator = trainer.data_collator
-    per_rank = _gather({"rank": rank, "batches": coll.batches, "rows": coll.rows, "tokens": sum(coll.tokens)})
+    per_rank = gather({"rank": rank, "batches": coll.batches, "rows": coll.rows, "tokens": sum(coll.tokens)})
 
     # save: every rank takes part (FSDP / ZeRO-3 gather the shards), rank 0 writes
     final = out / "model"
     tmp = out / ".model.tmp"
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
-    _barrier()
+    barrier()
     trainer.save_model(str(tmp))
-    _barrier()
+    barrier()
     if rank == 0:
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest holds the config
         tok.padding_side = "left"
         tok.save_pretrained(tmp)
         if cfg.merge and cfg.lora.enabled:
             _save_merged(tmp, model_name, counts["dtype"], tok)
-        from tbr.io import publish_mode
         publish_mode(tmp)  # safetensors leaves 0600 files: make the model readable like the rest
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        from tbr.plots import loss_curve
         loss_curve(log_file, out / "loss.png")
     counts.update({"steps": int(result.global_step), "train_loss": float(result.training_loss),
                    "resumed_from_step": _ckpt_step(resume), "world_size": ws,
@@ -429,20 +355,36 @@ def _train(out_dir: str, rows: list[dict[str, Any]], *, model_name: str, cfg: An
     if rank == 0:
         atomic_write_json(out / "train_summary.json", counts)
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # the final model supersedes them
-    _barrier()
+    barrier()
     return counts
 
 
 def _save_merged(adapter_dir: Path, model_name: str, dtype: str, tok: Any) -> None:
     """Base model plus the saved adapter, merged: built from the files (not the live, possibly
     sharded model) so it is the same under DDP, FSDP and ZeRO-3."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
+    from peft import PeftModel  # peft: heavy, loaded on first use
+    from transformers import AutoModelForCausalLM  # transformers: heavy, loaded on first use
 
-    from tbr.models import resolve
     base = AutoModelForCausalLM.from_pretrained(resolve(model_name), dtype=getattr(torch, dtype))
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged.config.use_cache = True
     merged.save_pretrained(adapter_dir / "merged")
     tok.save_pretrained(adapter_dir / "merged")
+
+
+def run(ctx: Context) -> None:
+    """One fine-tune per cell, on the cell's built rows."""
+    for c in ctx.grid:
+        tdir = ctx.root / "train" / c.key
+        bfp = ctx.build_fps[c]
+        tfp = fingerprint("train", to_dict(ctx.cfg.train), c.model, c.seed, bfp, ctx.dev)
+
+        def do_train(out: Path, c: Cell = c) -> dict[str, Any]:
+            rows = read_jsonl(ctx.root / "build" / c.key / "train.jsonl")
+            return train(out, rows, model_name=c.model, cfg=ctx.cfg.train, seed=c.seed, progress=ctx.progress,
+                         **ctx.dev)
+        run_stage(tdir, stage=NAME, label=f"train [{ctx.label(c)}]", fp=tfp, config=to_dict(ctx.cfg.train),
+                  inputs={"build": bfp}, fn=do_train, outputs=["train_log.jsonl", "train_summary.json"],
+                  owner=ctx.label(c))
+        ctx.trained[c] = (str(tdir / "model"), tfp)

@@ -23,25 +23,30 @@ import json
 import math
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
+from importlib import metadata, resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, cast
 
 from tbr.errors import TbrError
 from tbr.io import atomic_write_json
+from tbr.labels import folder_name
+from tbr.models import _adapter_base, resolve, resolve_device, resolve_dtype
+from tbr.runs import fingerprint
+from tbr.stages.context import Context
+from tbr.stages.runner import run_stage
 
+NAME = "general"
 DEFAULT_TASKS = ["mmlu", "gsm8k", "arc_easy"]   # the paper's; they need the Hugging Face hub
 SMOKE_TASK = "tbr_arc_mini"                     # shipped with tbr, runs offline
 LOCAL_TASKS = {SMOKE_TASK: ("tbr_arc_mini.yaml.tmpl", "tbr_arc_mini.jsonl")}
 PLACEHOLDER = "@DATA_FILE@"
-# preferred headline metric of a task, first match wins (see primary_metric)
-PRIMARY_METRICS = ("acc", "exact_match,strict-match", "exact_match,flexible-extract", "exact_match",
-                   "acc_norm", "f1", "mcc")
 
 
 def _lm_eval() -> tuple[Any, Any]:
     try:
-        import lm_eval
-        from lm_eval.tasks import TaskManager
+        import lm_eval  # lm_eval: optional (eval extra), slow to import
+        from lm_eval.tasks import TaskManager  # lm_eval: optional (eval extra), slow to import
     except ImportError:
         raise TbrError("general-ability evaluation needs lm-eval: pip install 'tbr[eval]'") from None
     return lm_eval, TaskManager
@@ -49,16 +54,14 @@ def _lm_eval() -> tuple[Any, Any]:
 
 def _lmeval_version() -> str:
     try:
-        from importlib.metadata import version
-        return version("lm_eval")
+        return metadata.version("lm_eval")
     except Exception:  # noqa: BLE001 - a version string is only informative
         return "unknown"
 
 
 def _package_file(name: str) -> bytes:
-    from importlib.resources import files
     try:
-        return files("tbr").joinpath("data", "lmeval", name).read_bytes()
+        return resources.files("tbr").joinpath("data", "lmeval", name).read_bytes()
     except FileNotFoundError:
         raise TbrError(f"tbr's packaged lm-eval task file data/lmeval/{name} is missing (broken install?)") from None
 
@@ -92,7 +95,6 @@ def model_args(name: str, dtype: str = "auto", device: str = "auto") -> dict[str
     """lm-eval "hf" model_args for a tbr model name. An adapter folder (adapter_config.json)
     becomes pretrained=<its base, resolved> + peft=<the folder>, with the folder's own
     tokenizer when it saved one."""
-    from tbr.models import _adapter_base, resolve, resolve_device, resolve_dtype
     dev = resolve_device(device)
     dt = str(resolve_dtype(dtype, dev)).removeprefix("torch.")
     path = resolve(name)
@@ -143,7 +145,7 @@ def top_level_tasks(results: Mapping[str, Any]) -> list[str]:
 def _n_samples(results: Mapping[str, Any], task: str) -> int | None:
     ns = results.get("n-samples") or {}
     if task in ns:
-        return _number(ns[task].get("effective"))
+        return cast("int | None", _number(ns[task].get("effective")))  # lm-eval writes sample counts as ints
     members = (results.get("group_subtasks") or {}).get(task)
     if not members:
         return None
@@ -169,17 +171,6 @@ def summarize(results: Mapping[str, Any]) -> dict[str, dict[str, float | int | N
     return out
 
 
-def primary_metric(task_metrics: Mapping[str, Any]) -> str | None:
-    """The headline metric of one task's entry in general.json (accuracy-like, first match)."""
-    for m in PRIMARY_METRICS:
-        if task_metrics.get(m) is not None:
-            return m
-    for m, v in task_metrics.items():
-        if m != "n" and "stderr" not in m and isinstance(v, (int, float)):
-            return m
-    return None
-
-
 def _folder_stamp(path: str | None) -> list[Any] | None:
     """Names, sizes and modification times of a local model folder's files: a retrained model
     at the same path must not reuse an earlier result."""
@@ -189,16 +180,6 @@ def _folder_stamp(path: str | None) -> list[Any] | None:
     if not p.is_dir():
         return None
     return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(p.iterdir()) if f.is_file()]
-
-
-def stderr_key(metric: str) -> str:
-    """Key of a metric's standard error: lm-eval names the error of `m,filter` `m_stderr,filter`."""
-    name, sep, filt = metric.partition(",")
-    return f"{name}_stderr{sep}{filt}"
-
-
-def _safe(label: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label) or "_"
 
 
 def _task_manager(TaskManager: Any, tasks: Sequence[str], include: list[str]) -> Any:
@@ -222,7 +203,6 @@ def run_general(out_dir: Path, models: dict[str, str], tasks: list[str], limit: 
     `limit` caps examples per task (None: all). A model whose `lmeval/<label>.json` was written
     with the same settings is not evaluated again."""
     lm_eval, TaskManager = _lm_eval()
-    from tbr.models import resolve_device
     if not models:
         raise TbrError("general-ability evaluation needs at least one model")
     tasks = [t.strip() for t in tasks if t and t.strip()]
@@ -230,11 +210,10 @@ def run_general(out_dir: Path, models: dict[str, str], tasks: list[str], limit: 
         raise TbrError("general-ability evaluation needs at least one lm-eval task")
     if limit is not None and limit < 1:
         raise TbrError(f"limit must be a positive number of examples per task, got {limit}")
-    files = [_safe(lab) for lab in models]
+    files = [folder_name(lab) for lab in models]
     if len(set(files)) != len(files):
         raise TbrError(f"model labels {', '.join(models)} collide as file names; choose distinct labels")
     out_dir = Path(out_dir)
-    raw_dir = out_dir / "lmeval"
     general: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="tbr-lmeval-") as tmp:
         include = [str(write_local_tasks(tmp))]
@@ -245,43 +224,73 @@ def run_general(out_dir: Path, models: dict[str, str], tasks: list[str], limit: 
         tm = None
         for label, name in models.items():
             margs = model_args(name, dtype=dtype, device=device)
-            dev = resolve_device(device)
             settings = {"model": name, "model_args": margs, "tasks": tasks, "limit": limit,
                         "num_fewshot": num_fewshot, "lm_eval": _lmeval_version(),
                         "local_tasks": _local_tasks_digest(), "include_path": include_path,
                         "stamps": [_folder_stamp(margs["pretrained"]), _folder_stamp(margs.get("peft")),
                                    _folder_stamp(include_path)]}
-            cached = raw_dir / f"{_safe(label)}.json"
-            if cached.exists():
-                try:
-                    prev = json.loads(cached.read_text())
-                except ValueError:
-                    prev = {}
-                if prev.get("settings") == _json_safe(settings) and "summary" in prev:
-                    general[label] = prev["summary"]
-                    continue
-            if tm is None:
-                tm = _task_manager(TaskManager, tasks, include)
-            t0 = time.perf_counter()
-            try:
-                res = lm_eval.simple_evaluate(model="hf", model_args=dict(margs), tasks=list(tasks), limit=limit,
-                                              num_fewshot=num_fewshot, batch_size=batch_size, device=dev,
-                                              task_manager=tm, log_samples=False)
-            except OSError as e:
-                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-                hint = (f" (tasks such as {', '.join(DEFAULT_TASKS)} download their data from the Hugging Face "
-                        f"hub; {SMOKE_TASK} runs offline)") if "hub" in msg.lower() or "offline" in msg.lower() else ""
-                raise TbrError(f"lm-eval could not load model or data for {label!r}: {msg}{hint}") from None
-            seconds = time.perf_counter() - t0
-            if res is None:
-                raise TbrError(f"lm-eval returned no results for {label!r}")
-            summary = summarize(res)
+            cached = out_dir / "lmeval" / f"{folder_name(label)}.json"
+            summary = _cached_summary(cached, settings)
+            if summary is None:
+                if tm is None:
+                    tm = _task_manager(TaskManager, tasks, include)
+                summary = _evaluate(lm_eval, label, margs, settings, cached, batch_size=batch_size,
+                                    device=resolve_device(device), task_manager=tm)
             general[label] = summary
-            keep = {k: res.get(k) for k in ("results", "groups", "group_subtasks", "versions", "n-shot",
-                                            "higher_is_better", "n-samples", "config")}
-            atomic_write_json(cached, _json_safe({"settings": settings, "seconds": round(seconds, 2),
-                                                  "summary": summary, "lm_eval": keep}))
             atomic_write_json(out_dir / "general.json", _json_safe(general))
     general = _json_safe(general)
     atomic_write_json(out_dir / "general.json", general)
     return general
+
+
+def _cached_summary(cached: Path, settings: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The summary of an earlier evaluation with exactly these settings, if one was saved."""
+    if not cached.exists():
+        return None
+    try:
+        prev = json.loads(cached.read_text())
+    except ValueError:
+        return None
+    return prev["summary"] if prev.get("settings") == _json_safe(settings) and "summary" in prev else None
+
+
+def _evaluate(lm_eval: Any, label: str, margs: Mapping[str, Any], settings: Mapping[str, Any], cached: Path, *,
+              batch_size: int, device: str, task_manager: Any) -> dict[str, Any]:
+    """One model through lm-eval's simple_evaluate; its raw results saved beside the summary."""
+    t0 = time.perf_counter()
+    try:
+        res = lm_eval.simple_evaluate(model="hf", model_args=dict(margs), tasks=list(settings["tasks"]),
+                                      limit=settings["limit"], num_fewshot=settings["num_fewshot"],
+                                      batch_size=batch_size, device=device, task_manager=task_manager,
+                                      log_samples=False)
+    except OSError as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        hint = (f" (tasks such as {', '.join(DEFAULT_TASKS)} download their data from the Hugging Face "
+                f"hub; {SMOKE_TASK} runs offline)") if "hub" in msg.lower() or "offline" in msg.lower() else ""
+        raise TbrError(f"lm-eval could not load model or data for {label!r}: {msg}{hint}") from None
+    seconds = time.perf_counter() - t0
+    if res is None:
+        raise TbrError(f"lm-eval returned no results for {label!r}")
+    summary = summarize(res)
+    keep = {k: res.get(k) for k in ("results", "groups", "group_subtasks", "versions", "n-shot",
+                                    "higher_is_better", "n-samples", "config")}
+    atomic_write_json(cached, _json_safe({"settings": settings, "seconds": round(seconds, 2),
+                                          "summary": summary, "lm_eval": keep}))
+    return summary
+
+
+def run(ctx: Context) -> None:
+    """General ability of every evaluated model, when evaluate.general_tasks names any."""
+    ec = ctx.cfg.evaluate
+    if not ec.general_tasks:
+        return
+    subjects = ctx.subjects()
+    gfp = fingerprint("general", ec.general_tasks, ec.general_limit, [s.fp for s in subjects], ctx.dev)
+
+    def do_general(out: Path) -> dict[str, Any]:
+        res = run_general(out, {s.label: s.path for s in subjects}, list(ec.general_tasks), ec.general_limit,
+                          dtype=ctx.dev["dtype"], device=ctx.dev["device"])
+        return {"models": len(res), "tasks": len(ec.general_tasks)}
+    run_stage(ctx.root / NAME, stage=NAME, label="general ability (lm-eval)", fp=gfp,
+              config={"tasks": ec.general_tasks, "limit": ec.general_limit},
+              inputs={"models": fingerprint(*[s.fp for s in subjects])}, fn=do_general, outputs=["general.json"])

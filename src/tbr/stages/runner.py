@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from tbr.io import atomic_write_text
 from tbr.runs import Timer, is_done, read_manifest, write_manifest
@@ -65,6 +66,12 @@ def run_stage(stage_dir: Path, *, stage: str, label: str, fp: str, config: Any, 
         old = fp_file.read_bytes().decode("utf-8", "replace").strip() if fp_file.is_file() else None
         if old != fp:
             shutil.rmtree(stage_dir)
+        else:  # kept to resume from; what a kill left half-written (io's atomic temps) is not resume state
+            for tmp in sorted(stage_dir.rglob(".*.tmp"), reverse=True):
+                if tmp.is_dir():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    tmp.unlink(missing_ok=True)
     stage_dir.mkdir(parents=True, exist_ok=True)
     (stage_dir / "manifest.json").unlink(missing_ok=True)
     atomic_write_text(fp_file, fp)

@@ -23,79 +23,29 @@ from __future__ import annotations
 import gc
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
-from tbr.attribute_stats import (  # noqa: F401  (re-exported: the statistic lives with the maths)
-    METRICS, attribution_stats, bootstrap_mean_ci, focus_share, paired_bootstrap_diff)
+from tbr.config import to_dict
 from tbr.errors import TbrError
+from tbr.io import atomic_write_json, write_jsonl
+from tbr.models import load_model
+from tbr.report.attribute_plots import plot_heatmap, plot_summary
+from tbr.runs import fingerprint
+from tbr.stages.attribute_stats import METRICS, attribution_stats, bootstrap_mean_ci, focus_share, paired_bootstrap_diff  # noqa: F401  (re-exported: the statistic lives with the maths)
+from tbr.stages.attribute_words import WORD_RE, Segmented, find_focus, match_case, segment  # noqa: F401  (the features the maths runs on)
+from tbr.stages.context import Context
+from tbr.stages.runner import run_stage
 
-WORD_RE = re.compile(r"\w+(?:['’\-]\w+)*")
+NAME = "attribute"
 GREEDY = "greedy"  # AttributeConfig.target == "greedy": attribute the model's own greedy response
 GREEDY_TOKENS = 16
 
 
-# ---------------------------------------------------------------------------------- features
-@dataclass(frozen=True)
-class Segmented:
-    """A user prompt cut into word features; the focus phrase (possibly several words) is one."""
-    prompt: str
-    spans: tuple[tuple[int, int], ...]  # character spans of the features in `prompt`
-    focus_index: int | None
-
-    @property
-    def words(self) -> list[str]:
-        return [self.prompt[a:b] for a, b in self.spans]
-
-    def render(self, values: Sequence[str]) -> str:
-        """The prompt with feature i replaced by values[i]."""
-        out, prev = [], 0
-        for (a, b), v in zip(self.spans, values):
-            out += [self.prompt[prev:a], v]
-            prev = b
-        return "".join(out) + self.prompt[prev:]
-
-    def replaced(self, i: int, value: str) -> str:
-        vals = self.words
-        vals[i] = value
-        return self.render(vals)
-
-
-def find_focus(prompt: str, focus: str) -> tuple[int, int] | None:
-    """Character span of `focus` in `prompt`: whole-word match first, then any substring, case-insensitive."""
-    focus = (focus or "").strip()
-    if not focus or not WORD_RE.search(focus):
-        return None
-    m = re.search(r"(?<!\w)" + re.escape(focus) + r"(?!\w)", prompt, flags=re.IGNORECASE)
-    if m is None:
-        m = re.search(re.escape(focus), prompt, flags=re.IGNORECASE)
-    return None if m is None else (m.start(), m.end())
-
-
-def segment(prompt: str, focus: str | None = None) -> Segmented:
-    """Word features of `prompt` (punctuation and spaces stay fixed). Words overlapping the focus
-    span merge into one feature, so a focus phrase or a focus inside a longer word is perturbed whole."""
-    words = [(m.start(), m.end()) for m in WORD_RE.finditer(prompt)]
-    fspan = find_focus(prompt, focus) if focus else None
-    if fspan is None:
-        return Segmented(prompt, tuple(words), None)
-    hit = [w for w in words if w[0] < fspan[1] and fspan[0] < w[1]]
-    merged = (min(hit[0][0], fspan[0]), max(hit[-1][1], fspan[1]))
-    spans = [w for w in words if w[1] <= merged[0]] + [merged] + [w for w in words if w[0] >= merged[1]]
-    return Segmented(prompt, tuple(spans), spans.index(merged))
-
-
-def match_case(word: str, neutral: str) -> str:
-    """`neutral` capitalised like `word` (a sentence-initial 'Kill' becomes 'Love')."""
-    if word[:1].isupper() and neutral[:1].islower():
-        return neutral[:1].upper() + neutral[1:]
-    return neutral
-
-
-# ------------------------------------------------------------------------------ tokenization
 def chat_text(tokenizer: Any, user: str) -> str:
     return tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
                                          add_generation_prompt=True)
@@ -115,7 +65,7 @@ def target_ids(tokenizer: Any, target: str) -> list[int]:
 
 def greedy_target(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int = GREEDY_TOKENS) -> list[int]:
     """The model's own greedy first response tokens (cut at end-of-turn; the eos alone if it stops at once)."""
-    import torch
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
     ids = torch.tensor([encode(tokenizer, chat_text(tokenizer, prompt))], device=model.device)
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
@@ -139,7 +89,7 @@ def target_logprobs(model: Any, prompts: Sequence[Sequence[int]], target: Sequen
 
     Left padding with explicit position ids, so each row sees exactly its unpadded positions;
     only the T+1 last logits are computed (logits_to_keep), which keeps memory at B*T*V."""
-    import torch
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
     T = len(target)
     tgt = torch.tensor(list(target), device=model.device)
     out = np.zeros((len(prompts), T), dtype=np.float64)
@@ -183,8 +133,12 @@ def perturbation_scores_captum(model: Any, tokenizer: Any, seg: Segmented, targe
                                neutral_words: Sequence[str], *, forward_in_tokens: bool = False) -> np.ndarray:
     """The same scores through captum (LLMAttribution + FeatureAblation + TextTemplateInput with the
     neutral word as baseline), one captum run per neutral word, averaged. Unbatched: the reference."""
-    import torch
-    from captum.attr import FeatureAblation, LLMAttribution, TextTemplateInput
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
+    from captum.attr import (  # captum: only for the captum reference scores
+        FeatureAblation,
+        LLMAttribution,
+        TextTemplateInput,
+    )
 
     class ChatTemplateInput(TextTemplateInput):
         """Features are the prompt's words; the model sees the chat-templated prompt's token ids."""
@@ -232,8 +186,8 @@ def ig_word_attributions(model: Any, tokenizer: Any, seg: Segmented, target: Seq
     """Integrated gradients of sum_t logp(target_t) w.r.t. the input embeddings of the word tokens
     (baseline: zero embedding, or the pad token's with baseline="pad"; every other position equals
     its baseline so gets exactly 0), summed over each word's tokens and embedding dimensions."""
-    import torch
-    from captum.attr import IntegratedGradients
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
+    from captum.attr import IntegratedGradients  # captum: only for the captum reference scores
 
     ids, owner = word_token_map(tokenizer, seg)
     T = len(target)
@@ -313,13 +267,15 @@ def attribute_prompt(model: Any, tokenizer: Any, row: dict[str, Any], seg: Segme
         tgt = target_ids(tokenizer, cfg.target)
     scores = perturbation_scores(model, tokenizer, seg, tgt, cfg.neutral_words, batch_size=batch_size)
     seq = scores.sum(axis=1)
-    out = {"id": str(row["id"]), "model": label, "prompt": seg.prompt, "focus": seg.words[seg.focus_index],
+    fi = seg.focus_index
+    assert fi is not None  # select_prompts keeps only prompts whose focus word was found
+    out = {"id": str(row["id"]), "model": label, "prompt": seg.prompt, "focus": seg.words[fi],
            "label": row.get("label"), "words": seg.words, "target_ids": list(tgt),
            "target_tokens": token_strings(tokenizer, tgt), "scores": scores, "word_scores": seq,
-           "focus_index": seg.focus_index, "focus_share": focus_share(seq, seg.focus_index)}
+           "focus_index": seg.focus_index, "focus_share": focus_share(seq, fi)}
     if with_ig and cfg.ig_steps and cfg.ig_steps > 0:
         ig = ig_word_attributions(model, tokenizer, seg, tgt, steps=cfg.ig_steps)
-        out.update(ig_word_attr=ig["word_attr"], ig_focus_share=focus_share(ig["word_attr"], seg.focus_index),
+        out.update(ig_word_attr=ig["word_attr"], ig_focus_share=focus_share(ig["word_attr"], fi),
                    ig_completeness_gap=ig["gap"], ig_completeness_rel_gap=ig["rel_gap"],
                    ig_f_x=ig["f_x"], ig_f_baseline=ig["f_baseline"])
     else:
@@ -328,7 +284,7 @@ def attribute_prompt(model: Any, tokenizer: Any, row: dict[str, Any], seg: Segme
 
 
 def _release_memory() -> None:
-    import torch
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -341,11 +297,6 @@ def run_attribution(out_dir: Path, models: dict[str, str], prompts: list[dict], 
 
     dtype "auto" means float32 here: the scores are small log-prob differences and IG needs
     accurate gradients (in bfloat16 the IG completeness gap was ~40% on SmolLM2-135M)."""
-    from tqdm import tqdm
-
-    from tbr.attribute_plots import plot_heatmap, plot_summary
-    from tbr.io import atomic_write_json, write_jsonl
-    from tbr.models import load_model
 
     out_dir = Path(out_dir)
     if not models:
@@ -389,3 +340,20 @@ def run_attribution(out_dir: Path, models: dict[str, str], prompts: list[dict], 
 
 def _safe_name(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", s)[:80] or "prompt"
+
+
+def run(ctx: Context) -> None:
+    """Optional (attribute.enabled, or `tbr attribute`): which prompt words drive each model's
+    refusal, for every evaluated model."""
+    ac = ctx.cfg.attribute
+    if not (ac.enabled or ctx.until == NAME):
+        return
+    subjects = ctx.subjects()
+    afp = fingerprint("attribute", to_dict(ac), [s.fp for s in subjects], ctx.data_fp)
+
+    def do_attr(out: Path) -> dict[str, Any]:
+        stats = run_attribution(out, {s.label: s.path for s in subjects}, ctx.eval_rows, ac, heatmaps=ac.heatmaps,
+                                **ctx.dev)
+        return {"models": len(subjects), "prompts": stats.get("n_prompts", 0) if isinstance(stats, dict) else 0}
+    run_stage(ctx.root / NAME, stage=NAME, label="attribute", fp=afp, config=to_dict(ac),
+              inputs={"models": fingerprint(*[s.fp for s in subjects])}, fn=do_attr)

@@ -1,24 +1,19 @@
-"""Generation backends and the generate stage.
-
-- hf: batched `model.generate` with length-sorted batches (less padding), left padding, the
-  KV cache, bf16 where the hardware has it, and stop strings.
-- vllm: when installed and a GPU is present (the `gpu` extra).
-- openai: any OpenAI-compatible endpoint, so an API model can be the subject of an evaluation.
-
-The stage appends rows as it goes and resumes by id after a kill.
+"""Text generation with a local model: batched `model.generate` (length-sorted batches, left
+padding, the KV cache, stop strings, a thread count tuned to the free cores) and vLLM where it
+is installed with a GPU. The generate and reflect stages and the LLM judges all generate
+through these functions.
 """
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from tbr.errors import TbrError
-from tbr.io import RowAppender
-from tbr.prompts import mode_messages, split_reflection
+from tbr.models import load_model
 
 
 def _trim_stops(text: str, stops: Sequence[str]) -> str:
@@ -105,7 +100,7 @@ def tune_threads() -> int:
     never raised; else the physical cores (hyperthreads only add contention to the matmuls),
     fewer when other processes already keep cores busy. Returns the thread count used."""
     global _threads_set_by_us
-    import torch
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
     cores = physical_cores()
     n = torch.get_num_threads()
     env = os.environ.get("TBR_THREADS", "").strip()
@@ -140,7 +135,7 @@ class StopOnStrings:
         self.stopped: Any = None
 
     def __call__(self, input_ids: Any, scores: Any = None, **kwargs: Any) -> Any:
-        import torch
+        import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
         batch, length = input_ids.shape
         if self.stopped is None or self.stopped.shape[0] != batch:
             self.stopped = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
@@ -157,7 +152,7 @@ class StopOnStrings:
 
 
 def _stopping_list(crit: StopOnStrings) -> Any:
-    from transformers import StoppingCriteria, StoppingCriteriaList
+    from transformers import StoppingCriteria, StoppingCriteriaList  # transformers: heavy, loaded on first use
 
     class _Crit(StoppingCriteria):
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
@@ -177,7 +172,7 @@ def _eos_ids(model: Any, tok: Any) -> list[int]:
 def _generated_tokens(gen: Any, eos: Sequence[int], pad: int | None) -> list[int]:
     """Tokens each row generated, up to and including its first EOS; a row cut by a stop
     string is padded from then on, so the pad token ends a row too."""
-    import torch
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
     n = gen.shape[1]
     ends = torch.zeros_like(gen, dtype=torch.bool)
     for e in [*eos, *([pad] if pad is not None else [])]:
@@ -186,6 +181,19 @@ def _generated_tokens(gen: Any, eos: Sequence[int], pad: int | None) -> list[int
     for row in ends.tolist():
         counts.append(row.index(True) + 1 if True in row else n)
     return counts
+
+
+def _left_padded(rows: Sequence[Sequence[int]], pad: int) -> tuple[Any, Any]:
+    """(input ids, attention mask) of one batch, padded on the left: decoder-only models
+    continue from the right edge."""
+    import torch  # torch: keeps `tbr --help` and bad-input errors fast
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, r in enumerate(rows):
+        ids[row, width - len(r):] = torch.tensor(r, dtype=torch.long)
+        mask[row, width - len(r):] = 1
+    return ids, mask
 
 
 def hf_generate_texts(model: Any, tok: Any, texts: Sequence[str], *, max_new_tokens: int = 64,
@@ -200,7 +208,7 @@ def hf_generate_texts(model: Any, tok: Any, texts: Sequence[str], *, max_new_tok
     a cheap per-row stop-string check, an early exit once every row is done, inference mode,
     logits only for the last position during prefill (generate's logits_to_keep=1), and
     torch threads on the physical cores."""
-    import torch
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
     tok.padding_side = "left"  # decoder-only models continue from the right edge
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -219,12 +227,8 @@ def hf_generate_texts(model: Any, tok: Any, texts: Sequence[str], *, max_new_tok
     bar = tqdm(total=len(texts), desc=desc, unit="prompt", disable=not progress, leave=False)
     t0 = time.perf_counter()
     for b in batches:
-        width = max(len(enc[i]) for i in b)
-        ids = torch.full((len(b), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(b), width), dtype=torch.long)
-        for row, i in enumerate(b):
-            ids[row, width - len(enc[i]):] = torch.tensor(enc[i], dtype=torch.long)
-            mask[row, width - len(enc[i]):] = 1
+        ids, mask = _left_padded([enc[i] for i in b], pad)
+        width = ids.shape[1]
         kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, do_sample=do_sample,
                                       pad_token_id=pad, eos_token_id=eos or None, use_cache=True)
         if do_sample:
@@ -272,7 +276,6 @@ def make_local_generate_fn(model_name: str, dtype: str = "auto", device: str = "
 
     def fn(conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
         if "model" not in state:
-            from tbr.models import load_model
             state["model"], state["tok"] = load_model(model_name, dtype, device)
         return hf_generate_chat(state["model"], state["tok"], conversations,
                                 max_new_tokens=max_new_tokens, batch_size=batch_size, desc="judge")
@@ -281,99 +284,16 @@ def make_local_generate_fn(model_name: str, dtype: str = "auto", device: str = "
 
 def vllm_available() -> bool:
     try:
-        import torch
+        import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
         import vllm  # noqa: F401
     except ImportError:
         return False
     return torch.cuda.is_available()
 
 
-def _vllm_generate(model_path: str, texts: list[str], max_new_tokens: int) -> list[str]:
-    from vllm import LLM, SamplingParams
+def vllm_generate(model_path: str, texts: list[str], max_new_tokens: int) -> list[str]:
+    from vllm import LLM, SamplingParams  # vllm: optional (gpu extra)
     llm = LLM(model=model_path, dtype="auto")
     params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
     outs = llm.generate(texts, params)
     return [o.outputs[0].text.strip() for o in outs]
-
-
-def response_row(prompt_row: dict[str, Any], mode: str, text: str, model_label: str) -> dict[str, Any]:
-    reflection, answer = split_reflection(text)
-    return {"id": prompt_row["id"], "suite": prompt_row["suite"], "prompt": prompt_row["prompt"],
-            "mode": mode, "response": text, "reflection": reflection, "answer": answer, "model": model_label}
-
-
-def generate_responses(out_file: Path, prompts: list[dict[str, Any]], *, model_name: str, model_label: str,
-                       modes: Sequence[str], backend: str = "hf", max_new_tokens: int = 64,
-                       batch_size: int = DEFAULT_BATCH_SIZE, dtype: str = "auto", device: str = "auto",
-                       api: dict[str, Any] | None = None, progress: bool = True) -> dict[str, int]:
-    """Responses of one model to every prompt under every mode, resumable by (id, mode).
-
-    Rows are appended to `<out_file>.partial` as they are made (per batch on hf, per reply on
-    openai); a rerun after a kill or a failed API call redoes only the missing (id, mode) pairs
-    and the final file lists them in prompt order, mode by mode."""
-    if backend not in ("hf", "vllm", "openai"):
-        raise TbrError(f"unknown generate.backend {backend!r} (expected hf, vllm or openai)")
-    if backend == "vllm" and not vllm_available():
-        raise TbrError("generate.backend 'vllm' needs the gpu extra (pip install 'tbr[gpu]') and a CUDA GPU")
-    app = RowAppender(out_file, key="key")
-    todo = [(p, m) for m in modes for p in prompts if f"{p['id']}|{m}" not in app.done]
-    resumed = len(app.rows)
-    try:
-        _generate_todo(app, todo, model_name=model_name, model_label=model_label, backend=backend,
-                       max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype, device=device,
-                       api=api, progress=progress)
-    except BaseException:
-        app.close()  # what was saved stays in the .partial file for the rerun
-        raise
-    order = [f"{p['id']}|{m}" for m in modes for p in prompts]
-    app.finish(order)
-    return {"responses": len(order), "resumed": resumed}
-
-
-def _generate_todo(app: RowAppender, todo: list[tuple[dict[str, Any], str]], *, model_name: str,
-                   model_label: str, backend: str, max_new_tokens: int, batch_size: int, dtype: str,
-                   device: str, api: dict[str, Any] | None, progress: bool) -> None:
-    if not todo:
-        return
-    if backend == "hf":
-        from tbr.models import load_model
-        model, tok = load_model(model_name, dtype, device)
-        convs = [mode_messages(p["prompt"], m) for p, m in todo]
-
-        def save(idx: list[int], texts: list[str]) -> None:
-            for i, t in zip(idx, texts):
-                p, m = todo[i]
-                app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label)})
-        hf_generate_chat(model, tok, convs, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                         progress=progress, desc=f"generate {model_label}", on_batch=save)
-        del model
-    elif backend == "vllm":
-        from tbr.models import load_tokenizer, resolve
-        tok = load_tokenizer(model_name)
-        texts = _vllm_generate(resolve(model_name), [render_chat(tok, mode_messages(p["prompt"], m))
-                                                     for p, m in todo], max_new_tokens)
-        for (p, m), t in zip(todo, texts):
-            app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label)})
-    elif backend == "openai":
-        from tbr.remote import ChatClient
-        api = api or {}
-        base = api.get("api_base") or os.environ.get("TBR_API_BASE")
-        if not base or not api.get("api_model"):
-            raise TbrError("generate.backend 'openai' needs generate.api_base and generate.api_model")
-        client = ChatClient(base, api["api_model"], api_key_env=api.get("api_key_env", "OPENAI_API_KEY"),
-                            cache_dir=api.get("cache_dir"))
-        failed = 0
-
-        def save_one(i: int, t: Any) -> None:
-            # saved as each reply arrives, so a kill loses nothing already answered
-            nonlocal failed
-            if isinstance(t, Exception):
-                failed += 1  # not saved: a rerun retries exactly these
-                return
-            p, m = todo[i]
-            app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label)})
-        client.complete_many([mode_messages(p["prompt"], m) for p, m in todo],
-                             max_tokens=max_new_tokens, temperature=0.0, progress=progress,
-                             desc=f"generate {model_label}", on_result=save_one)
-        if failed:
-            raise TbrError(f"{failed} of {len(todo)} API generations failed; rerun to retry them")

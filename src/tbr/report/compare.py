@@ -15,11 +15,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, cast
 
 from tbr.errors import TbrError
+from tbr.io import atomic_write_json, atomic_write_text
+from tbr.metrics import primary_metric, stderr_key
+from tbr.report import plots
+from tbr.report.common import ordered_labels
 
 SECTIONS = ("false refusal", "safety", "general")
 ALL_SUITES = "all suites"
@@ -118,7 +123,7 @@ def load_run(run_dir: Path | str) -> Run:
 def _unique_names(runs: Sequence[Run]) -> None:
     """Runs sharing a folder name get their parent folder prepended, then a counter."""
     names = [r.name for r in runs]
-    for i, r in enumerate(runs):
+    for _i, r in enumerate(runs):
         if names.count(r.name) > 1:
             parts = r.path.resolve().parts[-2:]
             r.name = "/".join(parts)
@@ -158,13 +163,11 @@ def _judged(run: Run, label: str, mode: str | None) -> dict[str, Any] | None:
 
 def build_table(runs: Sequence[Run], mode: str | None = None) -> Table:
     """The comparison table of loaded runs (see the module docstring)."""
-    from tbr.general import primary_metric, stderr_key
     runs = list(runs)
     _unique_names(runs)
     cols: list[tuple[Run, Column]] = []
     for run in runs:
         m = _pick_mode(run, mode)
-        from tbr.report import ordered_labels
         labels = ordered_labels(run.metrics)
         labels += [lab for lab in (run.general or {}) if lab not in labels]   # general-only models
         for lab in labels:
@@ -283,7 +286,6 @@ def to_json(table: Table) -> dict[str, Any]:
 
 def plot_table(table: Table, out: Path) -> Path | None:
     """Grouped bars of safe and unsafe CR (over all suites) per column, with Wilson 95% CIs."""
-    from tbr import plots
     safe_row = next((r for r in table.rows if r.section == "false refusal" and r.name == ALL_SUITES), None)
     unsafe_row = next((r for r in table.rows if r.section == "safety" and r.name == ALL_SUITES), None)
     if safe_row is None:   # one suite: its row is the overall one
@@ -291,13 +293,13 @@ def plot_table(table: Table, out: Path) -> Path | None:
     if unsafe_row is None:
         unsafe_row = next((r for r in table.rows if r.section == "safety"), None)
     keep = [i for i in range(len(table.columns))
-            if any(row is not None and row.cells[i] is not None and row.cells[i].value is not None
+            if any(row is not None and row.cells[i] is not None and cast(Cell, row.cells[i]).value is not None
                    for row in (safe_row, unsafe_row))]
     if not keep:
         return None
 
     def pts(row: Row | None) -> list[tuple[float | None, Sequence[float]]]:
-        out_pts = []
+        out_pts: list[tuple[float | None, Sequence[float]]] = []
         for i in keep:
             c = row.cells[i] if row is not None else None
             if c is None or c.value is None:
@@ -314,7 +316,6 @@ def plot_table(table: Table, out: Path) -> Path | None:
 
 def write_compare(run_dirs: Sequence[Path | str], out_dir: Path | str, mode: str | None = None) -> dict[str, Any]:
     """Load runs, build the table, write compare.md/.csv/.json/.png into out_dir."""
-    from tbr.io import atomic_write_json, atomic_write_text
     if not run_dirs:
         raise TbrError("tbr compare needs at least one run folder")
     table = build_table([load_run(d) for d in run_dirs], mode=mode)

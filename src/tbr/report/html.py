@@ -5,7 +5,7 @@ vanilla-JS prompt browser inline, every figure as a base64 PNG data URI, and the
 browser as JSON in a `<script type="application/json">` block. It opens from disk with no
 network and no server.
 
-Sections: the Table-3-style summary (tbr.compare's table of this one run), the grid's cells and
+Sections: the Table-3-style summary (tbr.report.compare's table of this one run), the grid's cells and
 paired differences, γ curves (when the grid has more than one γ), reflection-source bars (when
 it has more than one source), compliance bars, per-type heatmaps, attribution, training loss,
 reflection quality, stage times, and a browser of every prompt with each model's response and
@@ -18,76 +18,23 @@ Model output is untrusted: Python-rendered text goes through html.escape, the JS
 """
 from __future__ import annotations
 
-import base64
-import html
-import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
-from tbr.errors import TbrError
-from tbr.report_browser import browser_data
-from tbr.io import atomic_write_text, read_jsonl
-
-MAX_ATTR_HEATMAPS = 4
-
-
-def esc(x: Any) -> str:
-    return html.escape("" if x is None else str(x), quote=True)
-
-
-def json_for_script(data: Any) -> str:
-    """JSON safe to place inside <script type="application/json">: no '</script>', no '<!--'."""
-    s = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
-
-
-def img_tag(path: Path, alt: str, caption: str | None = None) -> str:
-    b64 = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
-    return (f'<figure><img src="data:image/png;base64,{b64}" alt="{esc(alt)}" '
-            f'data-src-name="{esc(Path(path).name)}">{cap}</figure>')
-
-
-def _f3(x: Any) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
-
-
-def _ci(ci: Sequence[float] | None) -> str:
-    return "" if not ci or ci[0] is None else f' <span class="ci">[{ci[0]:.2f}, {ci[1]:.2f}]</span>'
-
-
-def _table(head: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
-    """Cells are trusted HTML fragments: escape before passing them in."""
-    h = "".join(f"<th>{c}</th>" for c in head)
-    b = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<table class="{cls}"><thead><tr>{h}</tr></thead><tbody>{b}</tbody></table>'
-
-
-def _section(sid: str, title: str, body: str, note: str = "") -> str:
-    n = f'<p class="note">{note}</p>' if note else ""
-    return f'<section id="{esc(sid)}"><h2>{esc(title)}</h2>{n}{body}</section>'
-
-
-def _load_metrics(root: Path) -> dict[str, Any]:
-    for p in (root / "metrics.json", root / "evaluate" / "metrics.json"):
-        if p.is_file():
-            return json.loads(p.read_text(encoding="utf-8"))
-    raise TbrError("no metrics.json (nor evaluate/metrics.json): run the evaluate stage first", path=root)
-
-
-def _overall(m: Mapping[str, Any], lab: str, mode: str, pl: str, judge: str | None = None) -> dict | None:
-    j = judge or m["primary_judge"]
-    return (((m["models"].get(lab) or {}).get(mode) or {}).get(j) or {}).get("all", {}).get(pl, {}).get("overall")
-
+from tbr.io import atomic_write_text
+from tbr.report import plots
+from tbr.report.browser import browser_data
+from tbr.report.compare import SECTIONS, build_table, load_run
+from tbr.report.html_blocks import ci_span, esc, f3, img_tag, json_for_script, load_metrics, overall, section, table
+from tbr.report.html_stages import attribution_section, loss_section, quality_section, timings_section
 
 # ---------------------------------------------------------------------------------------------
 # sections
 
 
 def summary_section(root: Path, m: Mapping[str, Any]) -> str:
-    """The paper's Table 3 layout for this run: tbr.compare.build_table on the one run."""
-    from tbr.compare import SECTIONS, build_table, load_run
+    """The paper's Table 3 layout for this run: tbr.report.compare.build_table on the one run."""
     run = load_run(root)
     parts = []
     for mode in m["modes"] or [None]:
@@ -112,7 +59,7 @@ def summary_section(root: Path, m: Mapping[str, Any]) -> str:
                     if best is not None and c.value == best and len(known) > 1:
                         s = f"<b>{s}</b>"
                     if c.ci is not None:
-                        s += _ci(c.ci)
+                        s += ci_span(c.ci)
                     elif c.stderr is not None:
                         s += f' <span class="ci">± {c.stderr:.3f}</span>'
                     if c.n is not None:
@@ -120,18 +67,18 @@ def summary_section(root: Path, m: Mapping[str, Any]) -> str:
                     cells.append(s)
                 rows.append([esc(r.title)] + cells)
         title = f"mode <code>{esc(mode)}</code>" if mode else ""
-        parts.append(f"<h3>{title}</h3>" + _table(head, rows, "summary"))
+        parts.append(f"<h3>{title}</h3>" + table(head, rows, "summary"))
     note = (f"Compliance rate (CR) = full compliance / judged prompts, primary judge <code>{esc(m['primary_judge'])}"
             f"</code>, Wilson 95% intervals; best value of each row in bold. "
             f"Prompts: {m['n_prompts']['safe']} safe, {m['n_prompts']['unsafe']} unsafe.")
-    return _section("summary", "Summary (the paper's Table 3 layout)", "".join(parts), note)
+    return section("summary", "Summary (the paper's Table 3 layout)", "".join(parts), note)
 
 
 def cells_section(m: Mapping[str, Any]) -> str:
     cells = m.get("cells") or {}
     body = ""
     if cells:
-        body += _table(["label", "model", "seed", "reflection source", "γ"],
+        body += table(["label", "model", "seed", "reflection source", "γ"],
                        [[esc(lab), esc(c["model"]), esc(c["seed"]), esc(c["source"]), f"{c['gamma']:.2f}"]
                         for lab, c in cells.items()])
     pairs = m.get("paired") or []
@@ -143,12 +90,12 @@ def cells_section(m: Mapping[str, Any]) -> str:
                                              if p.get("ci") and p["ci"][0] is not None else ""))
             rows.append([esc(p["a"]), esc(p["b"]), esc(p["mode"]), esc(p["prompt_label"]), esc(p.get("n")), d])
         body += (f"<details><summary>Paired differences ({len(rows)}; b minus a, same prompts, bootstrap 95% CI)"
-                 "</summary>" + _table(["a", "b", "mode", "prompts", "n", "CR difference"], rows) + "</details>")
-    return _section("grid", "Grid cells", body) if body else ""
+                 "</summary>" + table(["a", "b", "mode", "prompts", "n", "CR difference"], rows) + "</details>")
+    return section("grid", "Grid cells", body) if body else ""
 
 
-def _groups(cells: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str, int], dict[str, dict]]:
-    out: dict[tuple[str, int], dict[str, dict]] = {}
+def _groups(cells: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str, int], dict[str, Mapping[str, Any]]]:
+    out: dict[tuple[str, int], dict[str, Mapping[str, Any]]] = {}
     for lab, c in cells.items():
         out.setdefault((c["model"], c["seed"]), {})[lab] = c
     return out
@@ -166,7 +113,6 @@ def _group_name(key: tuple[str, int], groups: Mapping) -> str:
 
 
 def gamma_section(root: Path, m: Mapping[str, Any]) -> str:
-    from tbr import plots
     cells = m.get("cells") or {}
     if len({c["gamma"] for c in cells.values()}) < 2:
         return ""
@@ -182,7 +128,7 @@ def gamma_section(root: Path, m: Mapping[str, Any]) -> str:
                 for pl in ("safe", "unsafe"):
                     pts = []
                     for lab in labs:
-                        r = _overall(m, lab, mode, pl)
+                        r = overall(m, lab, mode, pl)
                         if r and r.get("compliance") is not None:
                             pts.append((cells[lab]["gamma"], r["compliance"], r["compliance_ci"]))
                     if pts:
@@ -193,11 +139,10 @@ def gamma_section(root: Path, m: Mapping[str, Any]) -> str:
             figs.append(img_tag(png, f"gamma curve, mode {mode}"))
     note = ("Compliance on safe prompts should rise with γ (the paper: XSTest-SAFE .74 → .92 on Llama-2-7B) while "
             "compliance on unsafe prompts stays near 0. Shaded bands: Wilson 95% intervals; γ=0 is the shared baseline.")
-    return _section("gamma", "γ curves", "".join(figs), note) if figs else ""
+    return section("gamma", "γ curves", "".join(figs), note) if figs else ""
 
 
 def sources_section(root: Path, m: Mapping[str, Any]) -> str:
-    from tbr import plots
     cells = m.get("cells") or {}
     if len({c["source"] for c in cells.values() if c["source"] != "none"}) < 2:
         return ""
@@ -215,14 +160,15 @@ def sources_section(root: Path, m: Mapping[str, Any]) -> str:
                 if cand in m["models"]:
                     bars.append(("untouched", cand))
                     break
-            bars += [(f"baseline (γ=0)", lab) for lab, c in members.items() if c["gamma"] == 0.0]
+            bars += [("baseline (γ=0)", lab) for lab, c in members.items() if c["gamma"] == 0.0]
             bars += [(f"{c['source']} (γ={gmax:g})", lab) for lab, c in sorted(tbr_cells.items(),
                                                                                  key=lambda kv: kv[1]["source"])
                      if c["gamma"] == gmax]
-            safe, unsafe = [], []
+            safe: list[tuple[Any, Any]] = []
+            unsafe: list[tuple[Any, Any]] = []
             for _, lab in bars:
                 for pl, acc in (("safe", safe), ("unsafe", unsafe)):
-                    r = _overall(m, lab, mode, pl)
+                    r = overall(m, lab, mode, pl)
                     acc.append((r["compliance"], r["compliance_ci"]) if r and r.get("compliance") is not None
                                else (None, [0.0, 0.0]))
             gname = _group_name(gk, groups)
@@ -232,7 +178,7 @@ def sources_section(root: Path, m: Mapping[str, Any]) -> str:
             figs.append(img_tag(png, f"reflection sources, mode {mode} {gname}"))
     note = ("Internal (the model's own reflections) vs external (a strong model's) vs controls "
             "(shuffled: another prompt's reflection; generic: one fixed text), at the grid's largest γ.")
-    return _section("sources", "Reflection sources", "".join(figs), note) if figs else ""
+    return section("sources", "Reflection sources", "".join(figs), note) if figs else ""
 
 
 def figures_section(root: Path, m: Mapping[str, Any]) -> str:
@@ -249,121 +195,14 @@ def figures_section(root: Path, m: Mapping[str, Any]) -> str:
             if p.is_file():
                 heat.append(img_tag(p, f"CR by type, {pl} prompts, mode {mode}",
                                     f"CR by type, {pl} prompts, mode {mode}"))
-    out = _section("compliance", "Compliance by model", body) if body else ""
+    out = section("compliance", "Compliance by model", body) if body else ""
     if heat:
-        out += _section("types", "Compliance by prompt type", "".join(heat),
+        out += section("types", "Compliance by prompt type", "".join(heat),
                         "Green: the model complies; red: it refuses. On safe types green is good, on unsafe red.")
     return out
 
 
-def attribution_section(root: Path) -> str:
-    adir = root / "attribute"
-    if not adir.is_dir():
-        return ""
-    body = ""
-    if (adir / "attribution_summary.png").is_file():
-        body += img_tag(adir / "attribution_summary.png", "attribution summary")
-    sp = adir / "attribution_stats.json"
-    if sp.is_file():
-        st = json.loads(sp.read_text(encoding="utf-8"))
-        rows = []
-        for lab, v in (st.get("models") or {}).items():
-            def cell(d: Mapping[str, Any] | None) -> str:
-                if not d or d.get("mean") is None:
-                    return '<span class="na">n/a</span>'
-                return f"{d['mean']:.3f}" + _ci([d.get("lo"), d.get("hi")] if d.get("lo") is not None else None)
-            rows.append([esc(lab), cell(v.get("focus_share")), cell(v.get("ig_focus_share")),
-                         esc(v.get("n_prompts"))])
-        if rows:
-            body += _table(["model", "focus share (perturbation)", "focus share (integrated gradients)", "prompts"],
-                           rows)
-        pairs = st.get("paired") or []
-        if pairs:
-            body += f"<details><summary>Paired differences ({len(pairs)}; b minus a)</summary>" + _table(
-                ["a", "b", "metric", "n", "difference"],
-                [[esc(p["a"]), esc(p["b"]), esc(p["metric"]), esc(p.get("n")),
-                  (f"{p['diff']:+.4f}" + (f' <span class="ci">[{p["lo"]:+.4f}, {p["hi"]:+.4f}]</span>'
-                                          if p.get("lo") is not None else "")) if p.get("diff") is not None
-                  else '<span class="na">n/a</span>'] for p in pairs]) + "</details>"
-    heat = sorted(adir.glob("heatmap_*.png"))[:MAX_ATTR_HEATMAPS]
-    if heat:
-        body += "<details><summary>Per-prompt heatmaps</summary>" + "".join(
-            img_tag(p, p.stem) for p in heat) + "</details>"
-    note = ("Share of the refusal target's attribution that falls on the sensitive (focus) word; TBR should lower it. "
-            "95% bootstrap intervals.")
-    return _section("attribution", "Attribution", body, note) if body else ""
-
-
-def loss_section(root: Path, m: Mapping[str, Any]) -> str:
-    from tbr import plots
-    from tbr.pipeline import Cell
-    by_key = {}
-    for lab, c in (m.get("cells") or {}).items():
-        by_key[Cell(c["model"], c["seed"], c["source"], c["gamma"]).key] = lab
-    curves: dict[str, list[tuple[float, float]]] = {}
-    for log in sorted((root / "train").glob("*/train_log.jsonl")):
-        pts = []
-        for r in read_jsonl(log):
-            if "loss" in r and "step" in r and r["loss"] is not None:
-                pts.append((float(r["step"]), float(r["loss"])))
-        if pts:
-            curves[by_key.get(log.parent.name, log.parent.name)] = pts
-    png = plots.loss_curves(curves, root / "loss_curves.png") if curves else None
-    if png is None:
-        return ""
-    rows = []
-    for log in sorted((root / "train").glob("*/train_summary.json")):
-        s = json.loads(log.read_text(encoding="utf-8"))
-        rows.append([esc(by_key.get(log.parent.name, log.parent.name)), esc(s.get("steps")), esc(s.get("rows")),
-                     esc(s.get("supervised_tokens")), _f3(s.get("train_loss"))])
-    body = img_tag(png, "training loss curves")
-    if rows:
-        body += _table(["cell", "steps", "rows", "supervised tokens", "mean train loss"], rows)
-    return _section("training", "Training", body)
-
-
-def quality_section(root: Path) -> str:
-    rows, details = [], []
-    for q in sorted((root / "reflect").glob("*/quality.json")):
-        d = json.loads(q.read_text(encoding="utf-8"))
-        if not d.get("kept") and q.parent.name.endswith("-none"):
-            continue   # the baseline's empty reflections say nothing
-        w = d.get("words") or {}
-
-        def pct(x: Any) -> str:
-            return "n/a" if x is None else f"{100 * x:.1f}%"
-        phrases = ", ".join(f"{esc(k)} ({v})" for k, v in list((d.get("refusal_phrases") or {}).items())[:3])
-        rows.append([esc(q.parent.name), esc(d.get("n")), esc(d.get("kept")), pct(d.get("share_dropped")),
-                     esc(w.get("median", "n/a")), f"{w['mean']:.1f}" if w.get("mean") is not None else "n/a",
-                     pct(d.get("share_with_refusal_phrase")), pct(d.get("share_repeats_request")), phrases or "-"])
-        ex = d.get("examples") or []
-        if ex:
-            details.append(f"<details><summary>Examples: {esc(q.parent.name)}</summary>" + _table(
-                ["prompt", "reflection", "refusal phrase", "repeats request"],
-                [[esc(e.get("prompt")), esc(e.get("reflection")), esc(e.get("refusal_phrase") or "-"),
-                  "yes" if e.get("repeats_request") else "no"] for e in ex]) + "</details>")
-    if not rows:
-        return ""
-    body = _table(["reflections", "rows", "kept", "dropped", "median words", "mean words", "with a refusal phrase",
-                   "repeat the request", "top refusal phrases"], rows) + "".join(details)
-    return _section("reflections", "Reflection quality", body,
-                    "A good reflection reasons about intent; one that already refuses, or only repeats the request, "
-                    "teaches less.")
-
-
-def timings_section(root: Path) -> str:
-    p = root / "timings.json"
-    if not p.is_file():
-        return ""
-    t = json.loads(p.read_text(encoding="utf-8"))
-    if not t:
-        return ""
-    body = ("<details><summary>Stage wall times</summary>"
-            + _table(["stage", "seconds"], [[esc(k), f"{v:.1f}"] for k, v in t.items()]) + "</details>")
-    return _section("timings", "Stage times", body)
-
-
-_ASSETS = Path(__file__).parent / "report_assets"
+_ASSETS = Path(__file__).parent / "assets"
 
 
 def _asset(name: str) -> str:
@@ -379,20 +218,20 @@ def judges_section(m: Mapping[str, Any]) -> str:
     if not v and not agr:
         return ""
     note = (f"Primary judge <code>{esc(pj)}</code>, validated on the {esc(v['labels'])} (n={v['n']}): binary accuracy "
-            f"{_f3(v['binary_accuracy'])}, 3-class {_f3(v['three_class_accuracy'])}." if v else
+            f"{f3(v['binary_accuracy'])}, 3-class {f3(v['three_class_accuracy'])}." if v else
             f"Primary judge <code>{esc(pj)}</code> has no validated accuracy; measure it with tbr judge-eval.")
     others = sorted({j for lab in agr for j in agr[lab]})
     rows = [[esc(lab)] + [("n/a" if not agr[lab].get(j) or agr[lab][j]["binary_disagreement"] is None else
                            f"{agr[lab][j]['binary_disagreement']:.3f}") for j in others] for lab in agr]
-    body = _table(["model"] + [f"disagrees with {esc(j)}" for j in others], rows) if others else ""
-    return _section("judges", "How far the judge can be trusted", body,
+    body = table(["model"] + [f"disagrees with {esc(j)}" for j in others], rows) if others else ""
+    return section("judges", "How far the judge can be trusted", body,
                     note + " Binary disagreement (refusal vs compliance) on this run's rows; the rows are in "
                            "evaluate/disagreements.jsonl.")
 
 
 def render_html(root: Path) -> str:
     root = Path(root)
-    m = _load_metrics(root)
+    m = load_metrics(root)
     sections = [summary_section(root, m), judges_section(m), gamma_section(root, m), sources_section(root, m),
                 figures_section(root, m), cells_section(m), attribution_section(root), loss_section(root, m),
                 quality_section(root), timings_section(root)]

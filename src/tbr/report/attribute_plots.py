@@ -3,18 +3,21 @@ the models side by side on one shared diverging colour scale centred at 0, and a
 focus-word share per model with bootstrap interval error bars. PNGs are written atomically."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from textwrap import shorten
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
+
+from tbr.io import atomic_path
 
 CMAP = "RdBu_r"  # red: the word raises the target's log-prob (pushes towards refusal), blue: lowers it
 
 
 def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib: slow to import, only when a plot is drawn
+    from matplotlib.figure import Figure  # matplotlib: slow to import, only when a plot is drawn
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -22,7 +25,6 @@ def _figure(width: float, height: float) -> Any:
 
 def save_png(fig: Any, path: Path | str, dpi: int = 120) -> Path:
     """Save to a temporary name in the same folder, then rename into place."""
-    from tbr.io import atomic_path
     path = Path(path)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
@@ -37,7 +39,7 @@ def plot_heatmap(path: Path | str, prompt_id: str, panels: Sequence[dict[str, An
     """Input words (rows) x target tokens (columns), one panel per model, one shared colour scale.
     `panels` are attributions.jsonl rows of one prompt (fields model, words, target_tokens, scores,
     focus_index, focus_share)."""
-    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.colors import TwoSlopeNorm  # matplotlib: slow to import, only when a plot is drawn
 
     mats = [np.asarray(p["scores"], dtype=float) for p in panels]
     vmax = max((float(np.nanmax(np.abs(m))) for m in mats if m.size), default=0.0) or 1.0

@@ -5,9 +5,20 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Sequence
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+from tbr.config import to_dict
+from tbr.grid import Cell
+from tbr.io import read_jsonl, write_jsonl
+from tbr.models import load_tokenizer
 from tbr.prompts import alpaca_prompt
+from tbr.runs import fingerprint
+from tbr.stages.context import Context
+from tbr.stages.runner import run_stage
+
+NAME = "build"
 
 IGNORE = -100  # label value that torch's cross-entropy skips
 
@@ -89,3 +100,26 @@ def tokenize_row(tok: Any, prompt_text: str, completion_text: str, max_length: i
     p = tok(prompt_text, add_special_tokens=False)["input_ids"]
     c = tok(completion_text, add_special_tokens=False)["input_ids"]
     return mask_labels(p, c, max_length)
+
+
+def run(ctx: Context) -> None:
+    """One training set per cell: its γ share of safety rows carry their reflection."""
+    bc = ctx.cfg.build
+    for c in ctx.grid:
+        rdir = ctx.reflect_dir(c.model, c.source)
+        rfp = ctx.reflect_fps[(c.model, c.source)]
+        bfp = fingerprint("build", to_dict(bc) | {"gamma": c.gamma}, c.seed, rfp, ctx.data_fp)
+        ctx.build_fps[c] = bfp
+
+        def do_build(out: Path, c: Cell = c, rdir: Path = rdir) -> dict[str, Any]:
+            refl = {r["id"]: r.get("reflection") for r in read_jsonl(rdir / "reflections.jsonl")}
+            rows, counts = mix(ctx.general, ctx.safety, refl, c.gamma, c.seed, bc.separator)
+            tok = load_tokenizer(c.model)
+            for r in rows:
+                r["prompt_text"], r["completion_text"] = render(tok, r["prompt"], r["target"], bc.template,
+                                                                bc.system_prompt)
+            write_jsonl(out / "train.jsonl", rows)
+            return counts
+        run_stage(ctx.root / "build" / c.key, stage=NAME, label=f"build [{ctx.label(c)}]", fp=bfp,
+                  config=to_dict(bc) | {"gamma": c.gamma}, inputs={"reflect": rfp}, fn=do_build,
+                  outputs=["train.jsonl"], owner=ctx.label(c))

@@ -11,11 +11,25 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
+from tbr.config import to_dict
+from tbr.data.sources import reflection_exemplars
 from tbr.errors import TbrError
-from tbr.io import RowAppender, write_jsonl
+from tbr.generation import hf_generate_texts
+from tbr.io import RowAppender, atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
+from tbr.models import load_model
+from tbr.prompts import REFLECTION_SEED, clean_reflection, reflection_fewshot
+from tbr.remote import ChatClient
+from tbr.runs import fingerprint
+from tbr.stages.context import Context
+from tbr.stages.reflect_external import external_reflections
+from tbr.stages.reflect_quality import quality_markdown, quality_report
+from tbr.stages.runner import run_stage
+
+NAME = "reflect"
 
 SOURCES = ("internal", "external", "builtin", "shuffled", "generic", "none")
 GENERIC_REFLECTION = ("Before answering, it is worth considering what this request is for and whether "
@@ -55,10 +69,6 @@ def shuffled_reflections(ids: Sequence[str], reflections: Sequence[str | None], 
 def internal_reflections(rows: list[dict[str, Any]], out: RowAppender, *, model_name: str, dtype: str,
                          device: str, max_new_tokens: int, batch_size: int, seed: int,
                          progress: bool = True) -> dict[str, int]:
-    from tbr.data.sources import reflection_exemplars
-    from tbr.generate import hf_generate_texts
-    from tbr.models import load_model
-    from tbr.prompts import REFLECTION_SEED, clean_reflection, reflection_fewshot
 
     todo = [r for r in rows if r["id"] not in out.done]
     stats = {"generated": 0, "retried": 0, "dropped": 0}
@@ -107,8 +117,6 @@ def reflect(out_dir: Path, safety: list[dict[str, Any]], *, source: str, model_n
                                      progress=progress)
         app.finish(ids)
     elif source == "external":
-        from tbr.reflect_external import external_reflections
-        from tbr.remote import ChatClient
         base = cfg.api_base or os.environ.get("TBR_API_BASE")
         if not base or not cfg.api_model:
             raise TbrError("reflect.source 'external' needs reflect.api_base (or env TBR_API_BASE) "
@@ -141,3 +149,25 @@ def reflect(out_dir: Path, safety: list[dict[str, Any]], *, source: str, model_n
         write_jsonl(out_file, [{"id": i, "reflection": t, "source": source} for i, t in zip(ids, refl)])
         stats = {"written": len(ids)}
     return stats
+
+
+def run(ctx: Context) -> None:
+    """One reflect folder per (model, source): every γ of that source shares its reflections."""
+    for model, src in sorted({(c.model, c.source) for c in ctx.grid}):
+        rdir = ctx.reflect_dir(model, src)
+        rcfg = to_dict(ctx.cfg.reflect)
+        rcfg.pop("source")
+        fp = fingerprint("reflect", src, rcfg if src in ("internal", "external") else {}, model, ctx.data_fp,
+                         ctx.seed0)
+        ctx.reflect_fps[(model, src)] = fp
+
+        def do_reflect(out: Path, model: str = model, src: str = src) -> dict[str, Any]:
+            stats = reflect(out, ctx.safety, source=src, model_name=model, cfg=ctx.cfg.reflect, seed=ctx.seed0,
+                            cache_dir=ctx.api_cache, progress=ctx.progress, **ctx.dev)
+            refl = {r["id"]: r.get("reflection") for r in read_jsonl(out / "reflections.jsonl")}
+            rep = quality_report([{"prompt": r["prompt"], "reflection": refl.get(r["id"])} for r in ctx.safety])
+            atomic_write_json(out / "quality.json", rep)
+            atomic_write_text(out / "quality.md", quality_markdown(rep, src))
+            return {**stats, "rows": len(refl), "with_reflection": sum(1 for v in refl.values() if v)}
+        run_stage(rdir, stage=NAME, label=f"reflect [{src}]", fp=fp, config={"source": src, **rcfg},
+                  inputs={"data": ctx.data_fp}, fn=do_reflect, outputs=["reflections.jsonl"], owner=rdir.name)

@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
+
+from tbr.io import atomic_path
 
 
 def _plt() -> Any:
-    import matplotlib
+    import matplotlib  # matplotlib: slow to import, only when a plot is drawn
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib: slow to import, only when a plot is drawn
     return plt
 
 
 def save_fig(fig: Any, path: Path) -> Path:
-    from tbr.io import atomic_path
     path = Path(path)
     try:
         with atomic_path(path, suffix=".png") as tmp:
@@ -65,7 +67,7 @@ def compliance_bars(models: Sequence[str], safe: Sequence[tuple[float | None, Se
 def type_heatmap(models: Sequence[str], types: Sequence[str], values: Mapping[tuple[str, str], float | None],
                  out: Path, title: str = "") -> Path:
     plt = _plt()
-    import numpy as np
+    import numpy as np  # numpy: only when a plot is drawn
     m = np.array([[np.nan if values.get((t, mo)) is None else values[(t, mo)] for mo in models] for t in types])
     fig, ax = plt.subplots(figsize=(1.8 + 1.1 * len(models), 0.9 + 0.35 * len(types)))
     im = ax.imshow(m, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")

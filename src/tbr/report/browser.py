@@ -2,19 +2,20 @@
 (model, mode, prompt) with the response, its reflection and each judge's label."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from tbr.io import read_jsonl
+from tbr.labels import folder_name
+from tbr.report.common import ordered_labels
 
 MAX_RESPONSE_CHARS = 20000   # a runaway generation should not make the page unusable
 
 
 def browser_data(root: Path, m: Mapping[str, Any]) -> dict[str, Any]:
     """Prompts once, then one row per (model, mode, prompt): response, reflection, each judge's label."""
-    from tbr.pipeline import _safe
     judges = list(m["judges"])
-    from tbr.report import ordered_labels
     models = ordered_labels(dict(m))
     ep = root / "data" / "eval.jsonl"
     prompts: list[dict[str, Any]] = []
@@ -28,7 +29,7 @@ def browser_data(root: Path, m: Mapping[str, Any]) -> dict[str, Any]:
         labels: dict[str, dict[tuple[str, str], str]] = {}
         base: dict[tuple[str, str], dict[str, Any]] = {}
         for j in sorted(judges, key=lambda x: x != m["primary_judge"]):   # responses from the primary's file
-            p = root / "judge" / _safe(lab) / f"{j}.jsonl"
+            p = root / "judge" / folder_name(lab) / f"{j}.jsonl"
             if not p.is_file():
                 continue
             labels[j] = {}
@@ -37,7 +38,7 @@ def browser_data(root: Path, m: Mapping[str, Any]) -> dict[str, Any]:
                 labels[j][k] = r.get("label", "")
                 base.setdefault(k, r)
         if not base:   # judged nowhere: show the raw responses
-            rp = root / "generate" / _safe(lab) / "responses.jsonl"
+            rp = root / "generate" / folder_name(lab) / "responses.jsonl"
             for r in (read_jsonl(rp) if rp.is_file() else []):
                 base[(str(r["id"]), r.get("mode", "plain"))] = r
         for (pid, mode), r in base.items():

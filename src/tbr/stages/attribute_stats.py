@@ -4,14 +4,15 @@ interval, and the paired difference between two models on the same prompts."""
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeGuard, cast
 
 import numpy as np
 
 METRICS = ("focus_share", "ig_focus_share")
 
 
-def _finite(v: Any) -> bool:
+def _finite(v: Any) -> TypeGuard[float]:
     return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
 
 
@@ -56,12 +57,13 @@ def attribution_stats(rows: Sequence[dict[str, Any]], labels: Sequence[str], *, 
     per pair of models (in the order given, diff = later - earlier): paired differences."""
     ids = list(dict.fromkeys(str(r["id"]) for r in rows))
     by = {lab: {str(r["id"]): r for r in rows if r["model"] == lab} for lab in labels}
-    kw = {"n_boot": n_boot, "level": level, "seed": seed}
+    kw: dict[str, Any] = {"n_boot": n_boot, "level": level, "seed": seed}
     models: dict[str, Any] = {}
     for lab in labels:
         rs = [by[lab][i] for i in ids if i in by[lab]]
-        rel = [r.get("ig_completeness_rel_gap") for r in rs if _finite(r.get("ig_completeness_rel_gap"))]
-        gap = [r.get("ig_completeness_gap") for r in rs if _finite(r.get("ig_completeness_gap"))]
+        rel = cast(list[float], [r.get("ig_completeness_rel_gap") for r in rs
+                                 if _finite(r.get("ig_completeness_rel_gap"))])
+        gap = cast(list[float], [r.get("ig_completeness_gap") for r in rs if _finite(r.get("ig_completeness_gap"))])
         models[lab] = {m: bootstrap_mean_ci([r.get(m) for r in rs], **kw) for m in METRICS}
         models[lab]["n_prompts"] = len(rs)
         models[lab]["ig_completeness"] = {"mean_gap": float(np.mean(gap)) if gap else None,

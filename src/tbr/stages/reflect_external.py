@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable, Mapping
 from functools import partial
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from tbr.errors import TbrError
 from tbr.io import RowAppender

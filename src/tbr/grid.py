@@ -1,0 +1,81 @@
+"""The grid of a run: its cells and the labels of everything it evaluates.
+
+A cell is one (model, seed, reflection source, γ) combination: it is built, trained,
+generated, judged and evaluated once. γ=0 ignores the reflection source (it is the plain
+safety-SFT baseline), so it is trained once per (model, seed) whatever the source axis says.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from tbr.config import ExperimentConfig, model_entries, model_paths
+from tbr.labels import check_unique, model_labels
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    seed: int
+    source: str
+    gamma: float
+
+    @property
+    def key(self) -> str:
+        m = self.model.replace("/", "_")
+        return f"{m}-s{self.seed}-{self.source}-g{self.gamma:.2f}"
+
+
+def cells(cfg: ExperimentConfig) -> list[Cell]:
+    models = model_paths(cfg)
+    out: list[Cell] = []
+    for m, s, src, g in itertools.product(models, cfg.seed, cfg.reflect.source, cfg.build.gamma):
+        if g == 0.0 or src == "none":
+            src, g = "none", 0.0  # no reflections: the baseline, whatever the axes say
+        c = Cell(m, s, src, g)
+        if c not in out:
+            out.append(c)
+    return out
+
+
+def cell_label(c: Cell, cfg: ExperimentConfig) -> str:
+    """Human label: 'baseline', 'tbr', 'tbr-shuffled', 'tbr-g0.40', plus model/seed when they vary."""
+    if c.gamma == 0.0:
+        name = "baseline"
+    else:
+        name = "tbr"
+        if len(cfg.reflect.source) > 1:
+            name += f"-{c.source}"
+        if len(cfg.build.gamma) > 2 or (len(cfg.build.gamma) == 2 and 0.0 not in cfg.build.gamma):
+            name += f"-g{c.gamma:.2f}"
+    if len(cfg.models) > 1:
+        name = f"{base_labels(cfg)[c.model]}:{name}"
+    if len(cfg.seed) > 1:
+        name += f"-s{c.seed}"
+    return name
+
+
+def base_labels(cfg: ExperimentConfig) -> dict[str, str]:
+    """Each base model's label (explicit, from a tbr run's manifest, or its folder's name)."""
+    entries = model_entries(cfg)
+    return dict(zip([p for p, _ in entries], model_labels(entries)))
+
+
+def untouched_labels(cfg: ExperimentConfig) -> list[tuple[str, str]]:
+    """(label, model) of each model evaluated as it is, before any fine-tuning."""
+    if not cfg.generate.untouched:
+        return []
+    names = base_labels(cfg)
+    if not cfg.build.gamma:  # evaluation only: the model's own label is the clearest
+        return [(names[m], m) for m in model_paths(cfg)]
+    if len(cfg.models) <= 1:
+        return [("untouched", model_paths(cfg)[0])]
+    return [(f"{names[m]}:untouched", m) for m in model_paths(cfg)]
+
+
+def subject_labels(cfg: ExperimentConfig) -> list[str]:
+    """Every label whose outputs get their own generate/ and judge/ folders; unique, or a
+    TbrError before any work starts."""
+    labels = [lab for lab, _ in untouched_labels(cfg)] + [cell_label(c, cfg) for c in cells(cfg)]
+    check_unique(labels)
+    return labels

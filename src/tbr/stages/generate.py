@@ -1,0 +1,129 @@
+"""The generate stage: every evaluated model's responses to every prompt, under every mode.
+
+Backends:
+- hf: batched `model.generate` through tbr.generation (length-sorted batches, left padding,
+  the KV cache, bf16 where the hardware has it, stop strings).
+- vllm: when installed and a GPU is present (the `gpu` extra).
+- openai: any OpenAI-compatible endpoint, so an API model can be the subject of an evaluation.
+
+The stage appends rows as it goes and resumes by (id, mode) after a kill.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tbr.config import to_dict
+from tbr.errors import TbrError
+from tbr.generation import DEFAULT_BATCH_SIZE, hf_generate_chat, render_chat, vllm_available, vllm_generate
+from tbr.io import RowAppender
+from tbr.labels import folder_name
+from tbr.models import load_model, load_tokenizer, resolve
+from tbr.prompts import mode_messages, split_reflection
+from tbr.remote import ChatClient
+from tbr.runs import fingerprint
+from tbr.stages.context import Context
+from tbr.stages.runner import run_stage
+
+NAME = "generate"
+
+
+def response_row(prompt_row: dict[str, Any], mode: str, text: str, model_label: str) -> dict[str, Any]:
+    reflection, answer = split_reflection(text)
+    return {"id": prompt_row["id"], "suite": prompt_row["suite"], "prompt": prompt_row["prompt"],
+            "mode": mode, "response": text, "reflection": reflection, "answer": answer, "model": model_label}
+
+
+def generate_responses(out_file: Path, prompts: list[dict[str, Any]], *, model_name: str, model_label: str,
+                       modes: Sequence[str], backend: str = "hf", max_new_tokens: int = 64,
+                       batch_size: int = DEFAULT_BATCH_SIZE, dtype: str = "auto", device: str = "auto",
+                       api: dict[str, Any] | None = None, progress: bool = True) -> dict[str, int]:
+    """Responses of one model to every prompt under every mode, resumable by (id, mode).
+
+    Rows are appended to `<out_file>.partial` as they are made (per batch on hf, per reply on
+    openai); a rerun after a kill or a failed API call redoes only the missing (id, mode) pairs
+    and the final file lists them in prompt order, mode by mode."""
+    if backend not in ("hf", "vllm", "openai"):
+        raise TbrError(f"unknown generate.backend {backend!r} (expected hf, vllm or openai)")
+    if backend == "vllm" and not vllm_available():
+        raise TbrError("generate.backend 'vllm' needs the gpu extra (pip install 'tbr[gpu]') and a CUDA GPU")
+    app = RowAppender(out_file, key="key")
+    todo = [(p, m) for m in modes for p in prompts if f"{p['id']}|{m}" not in app.done]
+    resumed = len(app.rows)
+    try:
+        _generate_todo(app, todo, model_name=model_name, model_label=model_label, backend=backend,
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype, device=device,
+                       api=api, progress=progress)
+    except BaseException:
+        app.close()  # what was saved stays in the .partial file for the rerun
+        raise
+    order = [f"{p['id']}|{m}" for m in modes for p in prompts]
+    app.finish(order)
+    return {"responses": len(order), "resumed": resumed}
+
+
+def _generate_todo(app: RowAppender, todo: list[tuple[dict[str, Any], str]], *, model_name: str,
+                   model_label: str, backend: str, max_new_tokens: int, batch_size: int, dtype: str,
+                   device: str, api: dict[str, Any] | None, progress: bool) -> None:
+    if not todo:
+        return
+    if backend == "hf":
+        model, tok = load_model(model_name, dtype, device)
+        convs = [mode_messages(p["prompt"], m) for p, m in todo]
+
+        def save(idx: list[int], texts: list[str]) -> None:
+            for i, t in zip(idx, texts):
+                p, m = todo[i]
+                app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label)})
+        hf_generate_chat(model, tok, convs, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                         progress=progress, desc=f"generate {model_label}", on_batch=save)
+        del model
+    elif backend == "vllm":
+        tok = load_tokenizer(model_name)
+        texts = vllm_generate(resolve(model_name), [render_chat(tok, mode_messages(p["prompt"], m))
+                                                     for p, m in todo], max_new_tokens)
+        for (p, m), t in zip(todo, texts):
+            app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label)})
+    elif backend == "openai":
+        api = api or {}
+        base = api.get("api_base") or os.environ.get("TBR_API_BASE")
+        if not base or not api.get("api_model"):
+            raise TbrError("generate.backend 'openai' needs generate.api_base and generate.api_model")
+        client = ChatClient(base, api["api_model"], api_key_env=api.get("api_key_env", "OPENAI_API_KEY"),
+                            cache_dir=api.get("cache_dir"))
+        failed = 0
+
+        def save_one(i: int, t: Any) -> None:
+            # saved as each reply arrives, so a kill loses nothing already answered
+            nonlocal failed
+            if isinstance(t, Exception):
+                failed += 1  # not saved: a rerun retries exactly these
+                return
+            p, m = todo[i]
+            app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label)})
+        client.complete_many([mode_messages(p["prompt"], m) for p, m in todo],
+                             max_tokens=max_new_tokens, temperature=0.0, progress=progress,
+                             desc=f"generate {model_label}", on_result=save_one)
+        if failed:
+            raise TbrError(f"{failed} of {len(todo)} API generations failed; rerun to retry them")
+
+
+def run(ctx: Context) -> None:
+    """One responses file per evaluated model (untouched and trained)."""
+    g = ctx.cfg.generate
+    for sub in ctx.subjects():
+        gfp = fingerprint("generate", to_dict(g), sub.fp, ctx.data_fp, ctx.dev)
+        ctx.generate_fps[sub.label] = gfp
+
+        def do_generate(out: Path, lab: str = sub.label, path: str = sub.path) -> dict[str, Any]:
+            return generate_responses(out / "responses.jsonl", ctx.eval_rows, model_name=path, model_label=lab,
+                                      modes=g.modes, backend=g.backend, max_new_tokens=g.max_new_tokens,
+                                      batch_size=g.batch_size, progress=ctx.progress,
+                                      api={"api_base": g.api_base, "api_model": g.api_model,
+                                           "api_key_env": g.api_key_env, "cache_dir": ctx.api_cache},
+                                      **ctx.dev)
+        run_stage(ctx.root / NAME / folder_name(sub.label), stage=NAME, label=f"generate [{sub.label}]", fp=gfp,
+                  config=to_dict(g), inputs={"model": sub.fp}, fn=do_generate, outputs=["responses.jsonl"],
+                  owner=sub.label)
