@@ -48,3 +48,16 @@ def test_shipped_validation_matches_the_test_split() -> None:
         b, t = FLOORS[("bench-test", judge)]
         assert b <= v["judges"][judge]["binary_accuracy"] <= b + 0.011
         assert t <= v["judges"][judge]["three_class_accuracy"] <= t + 0.011
+
+
+def test_runs_report_the_shipped_validation() -> None:
+    """What every run's metrics.json and report quote: the shipped file, found where the
+    package keeps it (a wrong path would quietly report 'no validated accuracy')."""
+    from tbr.judges.evaluation import VALIDATION
+    from tbr.stages.evaluate import validated
+    shipped = Path(__file__).resolve().parents[1] / "src" / "tbr" / "judges" / "judge_validation.json"
+    assert VALIDATION.resolve() == shipped.resolve()
+    v = json.loads(shipped.read_text())
+    got = validated(["tbr", "keywords", "llm"])
+    assert set(got) == {"tbr", "keywords"}  # llm depends on the model behind it: never validated
+    assert got["tbr"]["binary_accuracy"] == v["judges"]["tbr"]["binary_accuracy"] and got["tbr"]["n"] == v["n"]

@@ -341,7 +341,7 @@ def summary_markdown(results: Sequence[Mapping[str, Any]], labels: str, n: int) 
     return "\n".join(lines) + "\n"
 
 
-VALIDATION = Path(__file__).parent / "judges" / "judge_validation.json"
+VALIDATION = Path(__file__).with_name("judge_validation.json")
 
 
 def record_validation(results: Sequence[Mapping[str, Any]], n: int, path: Path = VALIDATION) -> Path:
