@@ -17,6 +17,8 @@ from tbr.config import AttributeConfig
 from tbr.errors import TbrError
 from tbr.models import load_model
 from tbr.stages import attribute as A
+from tbr.stages import attribute_stats as S
+from tbr.stages import attribute_words as W
 from tbr.testing import make_tiny_model
 
 torch.set_num_threads(1)
@@ -38,18 +40,18 @@ def tiny(tiny_paths):
 
 # ------------------------------------------------------------------------------ features
 def test_segment_words_focus_and_render():
-    seg = A.segment(PROMPT, "kill")
+    seg = W.segment(PROMPT, "kill")
     assert seg.words == ["How", "do", "I", "kill", "a", "Python", "process"]
     assert seg.focus_index == 3
     assert seg.render(seg.words) == PROMPT
     assert seg.replaced(3, "love") == "How do I love a Python process?"
-    phrase = A.segment("Where can I blow up some balloons?", "blow up")  # a focus phrase is one feature
+    phrase = W.segment("Where can I blow up some balloons?", "blow up")  # a focus phrase is one feature
     assert phrase.words[phrase.focus_index] == "blow up" and "blow" not in phrase.words
-    inside = A.segment("What is killing my plants?", "kill")  # focus inside a word: the whole word
+    inside = W.segment("What is killing my plants?", "kill")  # focus inside a word: the whole word
     assert inside.words[inside.focus_index] == "killing"
-    assert A.segment(PROMPT, "murder").focus_index is None
-    assert A.segment(PROMPT, "").focus_index is None
-    assert A.match_case("Kill", "love") == "Love" and A.match_case("kill", "love") == "love"
+    assert W.segment(PROMPT, "murder").focus_index is None
+    assert W.segment(PROMPT, "").focus_index is None
+    assert W.match_case("Kill", "love") == "Love" and W.match_case("kill", "love") == "love"
 
 
 def test_select_prompts_safe_first_skips_missing_focus():
@@ -67,7 +69,7 @@ def test_select_prompts_safe_first_skips_missing_focus():
 # ---------------------------------------------------------------------------- perturbation
 def test_word_replaced_by_itself_scores_exactly_zero(tiny):
     model, tok = tiny
-    seg = A.segment(PROMPT, "kill")
+    seg = W.segment(PROMPT, "kill")
     tgt = A.target_ids(tok, TARGET)
     s = A.perturbation_scores(model, tok, seg, tgt, ["kill"], batch_size=3)
     assert s.shape == (len(seg.words), len(tgt))
@@ -81,7 +83,7 @@ def test_word_with_neutral_embedding_scores_zero(tiny_paths):
     with torch.no_grad():  # the model can no longer tell " kill" from " love"
         emb = model.get_input_embeddings().weight
         emb[kill] = emb[love]
-    seg = A.segment(PROMPT, "kill")
+    seg = W.segment(PROMPT, "kill")
     s = A.perturbation_scores(model, tok, seg, A.target_ids(tok, TARGET), ["love"], batch_size=4)
     np.testing.assert_allclose(s[seg.focus_index], 0.0, atol=1e-5)
     assert np.abs(s).max() > 1e-3
@@ -93,7 +95,7 @@ def test_word_with_neutral_embedding_scores_zero(tiny_paths):
 ])
 def test_batched_scores_equal_captum(tiny, prompt, focus, neutral, in_tokens):
     model, tok = tiny
-    seg = A.segment(prompt, focus)
+    seg = W.segment(prompt, focus)
     tgt = A.target_ids(tok, TARGET)
     ours = A.perturbation_scores(model, tok, seg, tgt, neutral, batch_size=5)  # several batches, left padding
     ref = A.perturbation_scores_captum(model, tok, seg, tgt, neutral, forward_in_tokens=in_tokens)
@@ -110,7 +112,7 @@ def test_greedy_target_is_models_own_response(tiny):
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False)
     assert out[0, ids.shape[1]:ids.shape[1] + len(tgt)].tolist() == tgt
     cfg = AttributeConfig(target="greedy", neutral_words=["love"], ig_steps=0)
-    row = A.attribute_prompt(model, tok, {"id": "g"}, A.segment(PROMPT, "kill"), "m", cfg)
+    row = A.attribute_prompt(model, tok, {"id": "g"}, W.segment(PROMPT, "kill"), "m", cfg)
     assert row["target_ids"] == A.greedy_target(model, tok, PROMPT)
     assert row["ig_focus_share"] is None and len(row["scores"][0]) == len(row["target_ids"])
 
@@ -118,7 +120,7 @@ def test_greedy_target_is_models_own_response(tiny):
 # ------------------------------------------------------------------------ integrated gradients
 def test_ig_completeness(tiny):
     model, tok = tiny
-    seg = A.segment(PROMPT, "kill")
+    seg = W.segment(PROMPT, "kill")
     ig = A.ig_word_attributions(model, tok, seg, A.target_ids(tok, TARGET), steps=48)
     assert ig["word_attr"].shape == (len(seg.words),)
     assert abs(ig["f_x"] - ig["f_baseline"]) > 1e-3
@@ -130,27 +132,27 @@ def test_ig_completeness(tiny):
 # ---------------------------------------------------------------------------- statistics
 def test_focus_share_hand_computed():
     scores = np.array([[0.5, 0.5], [-1.0, -2.0], [0.0, 0.0], [3.0, 1.0]])  # word sums: 1, -3, 0, 4
-    assert A.focus_share(scores.sum(axis=1), 1) == 3 / 8
-    assert A.focus_share([0.0, 0.0], 0) is None
+    assert S.focus_share(scores.sum(axis=1), 1) == 3 / 8
+    assert S.focus_share([0.0, 0.0], 0) is None
 
 
 def test_bootstrap_mean_exact_and_deterministic():
-    ci = A.bootstrap_mean_ci([0.25, 0.5, 0.75, None, float("nan")], n_boot=500, seed=3)
+    ci = S.bootstrap_mean_ci([0.25, 0.5, 0.75, None, float("nan")], n_boot=500, seed=3)
     assert ci["mean"] == 0.5 and ci["n"] == 3
     assert 0.25 <= ci["lo"] <= 0.5 <= ci["hi"] <= 0.75
-    assert A.bootstrap_mean_ci([0.25, 0.5, 0.75], n_boot=500, seed=3) == ci
-    assert A.bootstrap_mean_ci([0.25, 0.5, 0.75], n_boot=500, seed=4)["lo"] is not None
-    const = A.bootstrap_mean_ci([0.4, 0.4, 0.4])
+    assert S.bootstrap_mean_ci([0.25, 0.5, 0.75], n_boot=500, seed=3) == ci
+    assert S.bootstrap_mean_ci([0.25, 0.5, 0.75], n_boot=500, seed=4)["lo"] is not None
+    const = S.bootstrap_mean_ci([0.4, 0.4, 0.4])
     assert const["lo"] == pytest.approx(0.4, abs=1e-15) and const["hi"] == pytest.approx(0.4, abs=1e-15)
-    assert A.bootstrap_mean_ci([0.3]) == {"mean": 0.3, "lo": 0.3, "hi": 0.3, "n": 1}
-    assert A.bootstrap_mean_ci([])["mean"] is None
+    assert S.bootstrap_mean_ci([0.3]) == {"mean": 0.3, "lo": 0.3, "hi": 0.3, "n": 1}
+    assert S.bootstrap_mean_ci([])["mean"] is None
 
 
 def test_paired_difference_exact():
-    d = A.paired_bootstrap_diff([0.25, 0.5, 0.75, None], [0.5, 0.5, 1.25, 0.9], n_boot=400, seed=0)
+    d = S.paired_bootstrap_diff([0.25, 0.5, 0.75, None], [0.5, 0.5, 1.25, 0.9], n_boot=400, seed=0)
     assert d["diff"] == 0.25 and d["n"] == 3 and d["mean_a"] == 0.5 and d["mean_b"] == 0.75
     assert d["lo"] <= 0.25 <= d["hi"]
-    assert d == A.paired_bootstrap_diff([0.25, 0.5, 0.75, None], [0.5, 0.5, 1.25, 0.9], n_boot=400, seed=0)
+    assert d == S.paired_bootstrap_diff([0.25, 0.5, 0.75, None], [0.5, 0.5, 1.25, 0.9], n_boot=400, seed=0)
 
 
 def test_attribution_stats_structure():
@@ -158,7 +160,7 @@ def test_attribution_stats_structure():
             {"id": "2", "model": "base", "focus_share": 0.25, "ig_focus_share": None},
             {"id": "1", "model": "tbr", "focus_share": 0.25, "ig_focus_share": 0.5},
             {"id": "2", "model": "tbr", "focus_share": 0.0, "ig_focus_share": 0.5}]
-    st = A.attribution_stats(rows, ["base", "tbr"], n_boot=200)
+    st = S.attribution_stats(rows, ["base", "tbr"], n_boot=200)
     assert st["models"]["base"]["focus_share"]["mean"] == 0.375
     assert st["models"]["base"]["ig_focus_share"]["n"] == 1
     fs = next(p for p in st["paired"] if p["metric"] == "focus_share")

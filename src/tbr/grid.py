@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
-from tbr.config import ExperimentConfig, model_entries, model_paths
+from tbr.config import ExperimentConfig, model_entries, model_paths, to_dict
 from tbr.labels import check_unique, model_labels
 
 
@@ -38,8 +39,19 @@ def cells(cfg: ExperimentConfig) -> list[Cell]:
     return out
 
 
+def cell_labels(cfg: ExperimentConfig, grid: list[Cell] | None = None) -> dict[Cell, str]:
+    """The label of every cell of `grid` (default: the config's), the base models' labels read
+    once (for a tbr-trained folder that means reading its train manifest)."""
+    names = base_labels(cfg) if len(cfg.models) > 1 else {}
+    return {c: _label(c, cfg, names) for c in (cells(cfg) if grid is None else grid)}
+
+
 def cell_label(c: Cell, cfg: ExperimentConfig) -> str:
     """Human label: 'baseline', 'tbr', 'tbr-shuffled', 'tbr-g0.40', plus model/seed when they vary."""
+    return cell_labels(cfg, [c])[c]
+
+
+def _label(c: Cell, cfg: ExperimentConfig, names: dict[str, str]) -> str:
     if c.gamma == 0.0:
         name = "baseline"
     else:
@@ -49,7 +61,7 @@ def cell_label(c: Cell, cfg: ExperimentConfig) -> str:
         if len(cfg.build.gamma) > 2 or (len(cfg.build.gamma) == 2 and 0.0 not in cfg.build.gamma):
             name += f"-g{c.gamma:.2f}"
     if len(cfg.models) > 1:
-        name = f"{base_labels(cfg)[c.model]}:{name}"
+        name = f"{names[c.model]}:{name}"
     if len(cfg.seed) > 1:
         name += f"-s{c.seed}"
     return name
@@ -76,6 +88,19 @@ def untouched_labels(cfg: ExperimentConfig) -> list[tuple[str, str]]:
 def subject_labels(cfg: ExperimentConfig) -> list[str]:
     """Every label whose outputs get their own generate/ and judge/ folders; unique, or a
     TbrError before any work starts."""
-    labels = [lab for lab, _ in untouched_labels(cfg)] + [cell_label(c, cfg) for c in cells(cfg)]
+    labels = [lab for lab, _ in untouched_labels(cfg)] + list(cell_labels(cfg).values())
     check_unique(labels)
     return labels
+
+
+def reflect_folder(model: str, source: str) -> str:
+    """reflect/<this>: one folder per (base model, reflection source), shared by every γ."""
+    return f"{model.replace('/', '_')}-{source}"
+
+
+def reflect_config(cfg: ExperimentConfig, source: str) -> dict[str, Any]:
+    """What the reflect stage of one source records as its config (the source axis replaced
+    by that one source)."""
+    rcfg = to_dict(cfg.reflect)
+    rcfg.pop("source")
+    return {"source": source, **rcfg}

@@ -14,7 +14,7 @@ import sys
 from typing import Any, TextIO
 
 from tbr.config import ExperimentConfig, to_dict
-from tbr.grid import cell_label, cells, untouched_labels
+from tbr.grid import cell_labels, reflect_config, reflect_folder, untouched_labels
 from tbr.labels import folder_name
 from tbr.runs import read_manifest
 
@@ -28,12 +28,6 @@ def _state(stage_dir: Any, config: Any) -> str:
     if not m:
         return TODO
     return DONE if m.get("config") == config else STALE
-
-
-def _reflect_config(cfg: ExperimentConfig, src: str) -> dict[str, Any]:
-    rcfg = to_dict(cfg.reflect)
-    rcfg.pop("source")
-    return {"source": src, **rcfg}
 
 
 def _chain(states: dict[str, str], upstream_ok: bool = True) -> dict[str, str]:
@@ -53,11 +47,9 @@ def cell_status(cfg: ExperimentConfig) -> list[dict[str, Any]]:
     root = cfg.run_dir
     data_ok = _state(root / "data", to_dict(cfg.data)) == DONE
     out: list[dict[str, Any]] = []
-    for c in cells(cfg):
-        label = cell_label(c, cfg)
-        m = c.model.replace("/", "_")
+    for c, label in cell_labels(cfg).items():
         st = {
-            "reflect": _state(root / "reflect" / f"{m}-{c.source}", _reflect_config(cfg, c.source)),
+            "reflect": _state(root / "reflect" / reflect_folder(c.model, c.source), reflect_config(cfg, c.source)),
             "build": _state(root / "build" / c.key, to_dict(cfg.build) | {"gamma": c.gamma}),
             "train": _state(root / "train" / c.key, to_dict(cfg.train)),
             "generate": _state(root / "generate" / folder_name(label), to_dict(cfg.generate)),

@@ -9,6 +9,7 @@ from typing import Any
 
 from tbr.errors import TbrError
 from tbr.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from tbr.metrics import stderr_key
 from tbr.report import plots
 from tbr.report.common import ordered_labels
 from tbr.report.html import write_report_html
@@ -229,7 +230,7 @@ def _general(root: Path) -> list[str]:
         for t in tasks:
             r = res.get(t, {})
             key = next((k for k in ("acc", "acc_norm", "exact_match,strict-match") if k in r), None)
-            cells.append(f"{r[key]:.3f} ± {r.get(key.replace(',', '_stderr,', 1) if ',' in key else key + '_stderr') or 0:.3f} "
+            cells.append(f"{r[key]:.3f} ± {r.get(stderr_key(key)) or 0:.3f} "
                          f"(n={r.get('n', '?')})" if key and r[key] is not None else "n/a")
         lines.append(f"| {lab} | " + " | ".join(cells) + " |")
     return [*lines, ""]

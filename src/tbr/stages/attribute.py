@@ -36,8 +36,8 @@ from tbr.io import atomic_write_json, write_jsonl
 from tbr.models import load_model
 from tbr.report.attribute_plots import plot_heatmap, plot_summary
 from tbr.runs import fingerprint
-from tbr.stages.attribute_stats import METRICS, attribution_stats, bootstrap_mean_ci, focus_share, paired_bootstrap_diff  # noqa: F401  (re-exported: the statistic lives with the maths)
-from tbr.stages.attribute_words import WORD_RE, Segmented, find_focus, match_case, segment  # noqa: F401  (the features the maths runs on)
+from tbr.stages.attribute_stats import attribution_stats, focus_share
+from tbr.stages.attribute_words import Segmented, match_case, segment
 from tbr.stages.context import Context
 from tbr.stages.runner import run_stage
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tbr.config import ExperimentConfig
-from tbr.grid import Cell, cell_label, cells, untouched_labels
+from tbr.grid import Cell, cell_labels, cells, reflect_folder, untouched_labels
 from tbr.runs import fingerprint
 
 
@@ -32,6 +32,7 @@ class Context:
     progress: bool = True
     until: str = "report"
     grid: list[Cell] = field(default_factory=list)
+    labels: dict[Cell, str] = field(default_factory=dict)  # every cell's label, computed once
     general: list[dict[str, Any]] = field(default_factory=list)
     safety: list[dict[str, Any]] = field(default_factory=list)
     eval_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -44,7 +45,8 @@ class Context:
 
     @classmethod
     def new(cls, cfg: ExperimentConfig, root: Path, progress: bool = True, until: str = "report") -> Context:
-        return cls(cfg, root, progress, until, grid=cells(cfg))
+        grid = cells(cfg)
+        return cls(cfg, root, progress, until, grid=grid, labels=cell_labels(cfg, grid))
 
     @property
     def seed0(self) -> int:
@@ -60,10 +62,10 @@ class Context:
         return self.root / "cache" / "api"
 
     def label(self, c: Cell) -> str:
-        return cell_label(c, self.cfg)
+        return self.labels[c]
 
     def reflect_dir(self, model: str, source: str) -> Path:
-        return self.root / "reflect" / f"{model.replace('/', '_')}-{source}"
+        return self.root / "reflect" / reflect_folder(model, source)
 
     def subjects(self) -> list[Subject]:
         """Every evaluated model, untouched ones first, then the trained cells in grid order."""

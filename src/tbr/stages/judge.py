@@ -78,10 +78,11 @@ def weights_version(judges: Sequence[str]) -> str | None:
 def run(ctx: Context) -> None:
     """One folder per evaluated model, a labelled file per judge."""
     jc: JudgeConfig = ctx.cfg.judge
+    weights = weights_version(jc.judges)  # hashed once per run, not once per model
     for sub in ctx.subjects():
         gdir = ctx.root / "generate" / folder_name(sub.label)
         gfp = ctx.generate_fps[sub.label]
-        jfp = fingerprint("judge", to_dict(jc), gfp, weights_version(jc.judges))
+        jfp = fingerprint("judge", to_dict(jc), gfp, weights)
 
         def do_judge(out: Path, gdir: Path = gdir) -> dict[str, Any]:
             return judge_responses(read_jsonl(gdir / "responses.jsonl"), jc.judges, out, jcfg=jc,

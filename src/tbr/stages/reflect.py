@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tbr.config import to_dict
 from tbr.data.sources import reflection_exemplars
 from tbr.errors import TbrError
 from tbr.generation import hf_generate_texts
+from tbr.grid import reflect_config
 from tbr.io import RowAppender, atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
 from tbr.models import load_model
 from tbr.prompts import REFLECTION_SEED, clean_reflection, reflection_fewshot
@@ -155,9 +155,9 @@ def run(ctx: Context) -> None:
     """One reflect folder per (model, source): every γ of that source shares its reflections."""
     for model, src in sorted({(c.model, c.source) for c in ctx.grid}):
         rdir = ctx.reflect_dir(model, src)
-        rcfg = to_dict(ctx.cfg.reflect)
-        rcfg.pop("source")
-        fp = fingerprint("reflect", src, rcfg if src in ("internal", "external") else {}, model, ctx.data_fp,
+        rcfg = reflect_config(ctx.cfg, src)
+        fp = fingerprint("reflect", src, {k: v for k, v in rcfg.items() if k != "source"}
+                         if src in ("internal", "external") else {}, model, ctx.data_fp,
                          ctx.seed0)
         ctx.reflect_fps[(model, src)] = fp
 
@@ -169,5 +169,5 @@ def run(ctx: Context) -> None:
             atomic_write_json(out / "quality.json", rep)
             atomic_write_text(out / "quality.md", quality_markdown(rep, src))
             return {**stats, "rows": len(refl), "with_reflection": sum(1 for v in refl.values() if v)}
-        run_stage(rdir, stage=NAME, label=f"reflect [{src}]", fp=fp, config={"source": src, **rcfg},
+        run_stage(rdir, stage=NAME, label=f"reflect [{src}]", fp=fp, config=rcfg,
                   inputs={"data": ctx.data_fp}, fn=do_reflect, outputs=["reflections.jsonl"], owner=rdir.name)
