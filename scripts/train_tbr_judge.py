@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from tbr.judges.learned import CLASSES, WEIGHTS, Model, decide, features, softmax  # noqa: E402
 
 BUILTIN = ROOT / "src" / "tbr" / "data" / "builtin"
-C_GRID = (0.01, 0.03, 0.1, 0.3)
+C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
 WEIGHTING = (None,)  # "balanced" was never better in a first CV pass and doubles the search
 TEMPS = tuple(np.round(np.arange(0.5, 3.01, 0.05), 2))
 THRESHOLDS = (0.5, 0.45, 0.4, 0.0)
