@@ -60,7 +60,7 @@ def test_a_report_module_importing_model_code_breaks_the_contract(tmp_path: Path
 def test_a_lower_layer_importing_a_higher_one_breaks_the_contract(tmp_path: Path) -> None:
     r = _lint_copy(tmp_path, ("judges/keywords.py", "from tbr import pipeline  # a judge reaching up"))
     assert r.returncode != 0
-    assert "Layers: cli > pipeline > stages > judges, suites, data, report > core BROKEN" in r.stdout, r.stdout[-3000:]
+    assert "Layers: cli > pipeline > stages > review > judges, suites, data, report > core BROKEN" in r.stdout, r.stdout[-3000:]
 
 
 def test_ruff_is_clean() -> None:

@@ -29,7 +29,8 @@ from tbr.suites import SUITES
 DEFAULT_CONFIG = "configs/demo.yaml"
 # Commands that live in their own modules: each has `register(subparsers)`, which adds a
 # parser with `set_defaults(func=run)` where `run(args) -> int`.
-COMMAND_MODULES = ("tbr.commands.judge", "tbr.commands.data", "tbr.commands.compare", "tbr.commands.general")
+COMMAND_MODULES = ("tbr.commands.judge", "tbr.commands.data", "tbr.commands.compare", "tbr.commands.general",
+                   "tbr.commands.review")
 STAGE_COMMANDS = ("reflect", "build", "train", "generate", "attribute")
 
 

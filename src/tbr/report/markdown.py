@@ -1,5 +1,6 @@
 """The report stage: reads metrics files only (never a model) and writes, at the run
-directory's root, metrics.json (a copy of evaluate's, byte for byte), timings.json,
+directory's root, metrics.json (a copy of evaluate's, byte for byte, plus a `review` block once `tbr review` has
+labels), timings.json,
 report.md (tables) and PNG plots."""
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tbr.metrics import stderr_key
 from tbr.report import plots
 from tbr.report.common import ordered_labels
 from tbr.report.html import write_report_html
+from tbr.report.review import review_markdown
 
 
 def _fmt(r: dict[str, Any] | None) -> str:
@@ -86,7 +88,12 @@ def write_report(root: Path) -> Path:
     run folder's root."""
     root = Path(root)
     raw, m = _read_metrics(root)
-    atomic_write_bytes(root / "metrics.json", raw)  # a copy, byte for byte
+    review = read_review(root)
+    if review is None:
+        atomic_write_bytes(root / "metrics.json", raw)  # a copy, byte for byte
+    else:  # the evaluate stage's metrics plus what `tbr review` found
+        m["review"] = review
+        atomic_write_json(root / "metrics.json", m)
     timings = stage_timings(root)
     atomic_write_json(root / "timings.json", timings)
 
@@ -104,6 +111,7 @@ def write_report(root: Path) -> Path:
         lines += _every_judge(m, mode, labels)
         lines += _by_type(root, m, mode, labels)
     lines += judge_section(m, pj, labels)
+    lines += review_markdown(review)
     lines += _general(root)
     attr = root / "attribute" / "attribution_stats.json"
     if attr.exists():
@@ -116,6 +124,17 @@ def write_report(root: Path) -> Path:
     out = atomic_write_text(root / "report.md", "\n".join(lines))
     write_report_html(root)
     return out
+
+
+def read_review(root: Path) -> dict[str, Any] | None:
+    """review/summary.json, which `tbr review` writes, or None when the run was not reviewed."""
+    p = root / "review" / "summary.json"
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TbrError(f"not valid JSON ({e}); rerun `tbr review` to remake it", path=p) from None
 
 
 def _read_metrics(root: Path) -> tuple[bytes, dict[str, Any]]:
