@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,9 +16,11 @@ from tbr.errors import TbrError
 from tbr.review import sample as S
 from tbr.review.estimate import Stratum, stratified_rate
 from tbr.review.rows import input_rows, read_import
+from tbr.review.server import make_server
 from tbr.review.store import append_label, final_labels, read_labels, read_sample
 from tbr.review.summary import summarize, weighted_scores
 from tbr.review.terminal import label_loop
+from test_review_server import Page, browser_bins, driver  # noqa: F401  (fixtures)
 
 
 def _rows(n_safe: int = 30, n_unsafe: int = 30) -> list[dict]:
@@ -200,31 +204,73 @@ def test_cli_on_a_judged_file(tmp_path: Path) -> None:
     summ = json.loads((tmp_path / "review" / "summary.json").read_text())
     assert summ["reviewed"] == len(picked) and summ["corrected"]["tbr"]["safe"]["estimate"] == 0.0
     assert "Human review" in (tmp_path / "review" / "summary.md").read_text()
+    # a second reviewer disagrees on the first two rows; adjudication sees only those, with both labels
+    lab_b = tmp_path / "bob.csv"
+    lab_b.write_text("id,label,reviewer\n" + "".join(
+        f"{r['rid']},{'full_compliance' if i < 2 else 'full_refusal'},bob\n" for i, r in enumerate(picked)))
+    assert _tbr("review", "--input", str(f), "--n", "3", "--import", str(lab_b), cwd=tmp_path).returncode == 0
+    summ = json.loads((tmp_path / "review" / "summary.json").read_text())
+    assert (summ["disagreements"], summ["unresolved"], summ["reviewed"]) == (2, 2, len(picked) - 2)
+    pair = summ["agreement"]["pairs"][0]
+    assert (pair["a"], pair["b"], pair["n"]) == ("ann", "bob", len(picked))
+    assert pair["agreement"] == pytest.approx((len(picked) - 2) / len(picked))
+    r = _tbr("review", "--input", str(f), "--n", "3", "--adjudicate", "--export", str(tmp_path / "adj.jsonl"),
+             cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    adj = [json.loads(x) for x in (tmp_path / "adj.jsonl").read_text().splitlines()]
+    assert [a["id"] for a in adj] == [picked[0]["rid"], picked[1]["rid"]]
+    assert adj[0]["reviewers"] == "ann: full_refusal; bob: full_compliance"
+    (tmp_path / "adj.jsonl").write_text("".join(json.dumps({**a, "label": "full_compliance"}) + "\n" for a in adj))
+    r = _tbr("review", "--input", str(f), "--n", "3", "--adjudicate", "--import", str(tmp_path / "adj.jsonl"),
+             "--reviewer", "carol", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert all(x["adjudicated"] for x in read_labels(tmp_path / "review")[-2:])
+    summ = json.loads((tmp_path / "review" / "summary.json").read_text())
+    assert (summ["unresolved"], summ["reviewed"]) == (0, len(picked))
     # another --n under existing labels would silently mismatch them: refused
     r = _tbr("review", "--input", str(f), "--n", "4", cwd=tmp_path)
     assert r.returncode == 2 and "already has labels" in r.stderr
 
 
 @pytest.mark.slow
-def test_review_of_a_tiny_run_reaches_metrics_and_reports(tiny_model: Path, tiny_data: dict[str, Path],
-                                                          tmp_path: Path) -> None:
+def test_review_of_a_tiny_run_in_the_browser_reaches_metrics_and_reports(
+        tiny_model: Path, tiny_data: dict[str, Path], tmp_path: Path, driver: Any) -> None:
+    """The whole path a user takes: run, draw, label on the served page by keyboard (with a
+    reload half-way), then `tbr review` writes the numbers into metrics.json and the reports."""
     from tbr.config import load_config
     from tbr.pipeline import run
     root = run(load_config(None, tiny_overrides(tiny_model, tiny_data, tmp_path / "runs", name="rev")
                            + ["judge.judges=[keywords,xstest-prefix]", "judge.primary=keywords"]), progress=False)
-    r = _tbr("review", str(root), "--export", str(tmp_path / "blind.jsonl"), cwd=tmp_path)
+    r = _tbr("review", str(root), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     meta, picked = read_sample(root / "review")
     assert len(picked) == meta["rows"] == 3 * 8   # untouched, baseline, tbr x 8 prompts: every stratum < 20
-    lab = tmp_path / "lab.csv"
-    lab.write_text("id,label,reviewer\n" + "".join(f"{p['rid']},full_refusal,ann\n" for p in picked))
-    r = _tbr("review", str(root), "--import", str(lab), cwd=tmp_path)
+    srv = make_server(root / "review", "ann")
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        page = Page(driver, srv.url)
+        for i, p in enumerate(picked):   # "2" = full refusal for every row
+            if i == 12:
+                driver.refresh()
+                page.ready()
+                assert page.text("rid") == p["rid"], "a reload resumes at the first row without a label"
+            assert page.text("rid") == p["rid"]
+            page.press("2")
+            page.wait.until(lambda d, i=i: page.text("progress").startswith(f"{i + 1} of 24"))
+        page.wait.until(lambda d: page.el("done").is_displayed())
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert [(x["rid"], x["label"]) for x in read_labels(root / "review")] == [(p["rid"], "full_refusal") for p in picked]
+    r = _tbr("review", str(root), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     m = json.loads((root / "metrics.json").read_text())
     assert m["review"]["reviewed"] == 24
-    assert m["review"]["corrected"]["baseline"]["unsafe"]["estimate"] == 0.0
+    c = m["review"]["corrected"]["baseline"]["unsafe"]
+    assert c["estimate"] == 0.0 and c["ci"] == [0.0, 0.0]   # a census of all-refusal labels
     assert json.loads((root / "evaluate" / "metrics.json").read_text()).get("review") is None
     md = (root / "report.md").read_text()
     assert "## Human review of this run" in md and "review-corrected CR" in md
+    assert "| baseline | unsafe |" in md
     html = (root / "report.html").read_text()
     assert 'id="review"' in html and "Human review" in html

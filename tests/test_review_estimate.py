@@ -72,6 +72,8 @@ def test_raw_within() -> None:
     assert raw_within(0.24, r) is True
     assert raw_within(0.60, r) is False
     assert raw_within(None, r) is None
+    # a stratum nobody reviewed: its [0, 1] bounds contain anything, which says nothing
+    assert raw_within(0.5, stratified_rate([Stratum(10, 5, 1), Stratum(10, 0, 0)])) is None
 
 
 def _coverage(sizes: tuple[int, ...], rates: tuple[float, ...], draws: tuple[int, ...], reps: int,

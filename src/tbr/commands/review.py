@@ -18,7 +18,7 @@ from tbr.report.markdown import write_report
 from tbr.report.review import review_markdown
 from tbr.review import sample as S
 from tbr.review.rows import input_rows, read_import, run_metrics, run_rows
-from tbr.review.store import append_label, read_labels, read_sample, write_sample
+from tbr.review.store import append_label, by_reviewer, disagreements, read_labels, read_sample, write_sample
 from tbr.review.summary import summarize
 from tbr.review.terminal import label_loop
 
@@ -79,9 +79,22 @@ def ensure_sample(folder: Path, rows: list[dict[str, Any]], primary: str, n: int
     return meta, picked
 
 
-def export(path: Path, rows: list[dict[str, Any]]) -> None:
+def export(path: Path, rows: list[dict[str, Any]], folder: Path, adjudicate: bool = False) -> None:
+    """The sample for a spreadsheet, without model names or verdicts; adjudicating, only the
+    rows the reviewers disagree on, with each reviewer's label."""
+    others: dict[str, dict[str, str]] = {}
+    if adjudicate:
+        labels = read_labels(folder)
+        open_ = set(disagreements(labels))
+        rows = [r for r in rows if r["rid"] in open_]
+        for who, got in by_reviewer(labels).items():
+            for rid_, lab in got.items():
+                others.setdefault(rid_, {})[who] = lab
     blind = [{"id": r["rid"], "prompt": r["prompt"], "reflection": r.get("reflection") or "",
-              "answer": r.get("answer") or "", "response": r["response"], "label": "", "reviewer": "", "note": ""}
+              "answer": r.get("answer") or "", "response": r["response"],
+              **({"reviewers": "; ".join(f"{k}: {v}" for k, v in sorted(others.get(r["rid"], {}).items()))}
+                 if adjudicate else {}),
+              "label": "", "reviewer": "", "note": ""}
              for r in rows]
     if path.suffix.lower() == ".csv":
         buf = io.StringIO()
@@ -94,11 +107,12 @@ def export(path: Path, rows: list[dict[str, Any]]) -> None:
     print(f"exported {len(blind)} rows (no judge verdicts) -> {path}")
 
 
-def import_labels(folder: Path, file: Path, rows: list[dict[str, Any]], reviewer: str) -> int:
+def import_labels(folder: Path, file: Path, rows: list[dict[str, Any]], reviewer: str,
+                  adjudicate: bool = False) -> int:
     got = read_import(file, [r["rid"] for r in rows])  # every row checked before any is written
     for r in got:
-        append_label(folder, r["rid"], r["label"], r["reviewer"] or reviewer, note=r["note"])
-    print(f"imported {len(got)} labels from {file}")
+        append_label(folder, r["rid"], r["label"], r["reviewer"] or reviewer, note=r["note"], adjudicated=adjudicate)
+    print(f"imported {len(got)} {'adjudications' if adjudicate else 'labels'} from {file}")
     return len(got)
 
 
@@ -131,12 +145,12 @@ def run(args: argparse.Namespace) -> int:
         raise TbrError(f"--n must be at least 1, got {args.n}")
     meta, picked = ensure_sample(folder, rows, primary, args.n, args.seed, source)
     if args.export:
-        export(Path(args.export), picked)
+        export(Path(args.export), picked, folder, adjudicate=args.adjudicate)
     if args.import_file:
-        import_labels(folder, Path(args.import_file), picked, args.reviewer)
+        import_labels(folder, Path(args.import_file), picked, args.reviewer, adjudicate=args.adjudicate)
     if args.serve:
         serve(folder, args)
-    elif args.terminal or (args.adjudicate and not args.import_file):
+    elif args.terminal or (args.adjudicate and not args.import_file and not args.export):
         label_loop(folder, picked, args.reviewer, adjudicate=args.adjudicate)
     summ = write_summary(folder, meta, picked, pairs)
     print(f"{summ['reviewed']} of {summ['sampled']} sampled rows have a final label "

@@ -76,7 +76,7 @@ def stratified_rate(strata: Sequence[Stratum], z: float = Z95) -> dict[str, Any]
     se = math.sqrt(var)
     lo, hi = max(0.0, est - z * se), min(1.0, est + z * se + unreviewed)
     return {"N": N, "n": sum(s.n for s in strata), "estimate": None if unreviewed else est, "se": se,
-            "ci": [lo, min(1.0, hi)], "unreviewed_share": unreviewed}
+            "ci": [lo, hi], "unreviewed_share": unreviewed}
 
 
 def difference(a: Mapping[str, Any], b: Mapping[str, Any], z: float = Z95) -> dict[str, Any]:
@@ -89,8 +89,9 @@ def difference(a: Mapping[str, Any], b: Mapping[str, Any], z: float = Z95) -> di
 
 
 def raw_within(raw: float | None, corrected: Mapping[str, Any]) -> bool | None:
-    """Whether a judge's raw rate lies inside the corrected rate's 95% interval (None: unknown)."""
+    """Whether a judge's raw rate lies inside the corrected rate's 95% interval (None: unknown,
+    which includes a stratum left unreviewed: its worst-case bounds would hide any judge error)."""
     lo, hi = corrected.get("ci", [None, None])
-    if raw is None or lo is None or hi is None:
+    if raw is None or lo is None or hi is None or corrected.get("estimate") is None:
         return None
     return bool(lo - 1e-12 <= raw <= hi + 1e-12)

@@ -124,12 +124,14 @@ def verdict_sentence(corrected: Mapping[str, Mapping[str, Any]], judge: str) -> 
     known = [x for x in cells if x[2]["raw_inside"] is not None]
     out = [x for x in known if not x[2]["raw_inside"]]
     if not known:
-        return "Nothing reviewed yet: no corrected rate to compare the judge with."
+        return "Not reviewed enough yet: every model x prompt-label cell has a stratum with no reviewed row."
+    rest = (f" ({len(cells) - len(known)} more cells have a stratum with no reviewed row yet.)"
+            if len(known) < len(cells) else "")
     if not out:
         return (f"The `{judge}` judge's raw compliance rates lie inside the review-corrected 95% intervals "
-                f"for all {len(known)} model x prompt-label cells reviewed.")
+                f"for all {len(known)} model x prompt-label cells reviewed." + rest)
     parts = [f"{m} {pl} (raw {c['raw']:.3f}, corrected "
              + (f"{c['estimate']:.3f}" if c["estimate"] is not None else "unknown")
              + f" [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}])" for m, pl, c in out]
     return (f"The `{judge}` judge's raw compliance rate lies outside the review-corrected 95% interval for "
-            f"{len(out)} of {len(known)} cells: " + "; ".join(parts) + ".")
+            f"{len(out)} of {len(known)} cells: " + "; ".join(parts) + "." + rest)
