@@ -71,6 +71,11 @@ class BuildConfig:
     gamma: list[float] = _f([0.0, 1.0], "safety reflection ratio(s) γ in [0, 1]; a list is a grid axis; "
                             "[] trains nothing (evaluation only)", ge=0, le=1)
     template: str = _f("chat", "chat (the model's chat template) | alpaca (the paper's)", choices=("chat", "alpaca"))
+    benign: list[float] = _f([0.0], "share of general rows replaced by benign look-alike rows whose reflection "
+                             "concludes the request is fine, then answers (beyond the paper: its reflections only "
+                             "ever precede refusals); TBR cells only; a list is a grid axis", ge=0, le=1)
+    benign_source: str = _f("builtin", "benign look-alike rows: builtin, or a JSONL with id, prompt, reflection, "
+                                       "response")
     separator: str = _f(" ", "text between reflection and refusal")
     system_prompt: str | None = _f(None, "system prompt used when rendering with the chat template")
 

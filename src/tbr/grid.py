@@ -1,8 +1,9 @@
 """The grid of a run: its cells and the labels of everything it evaluates.
 
-A cell is one (model, seed, reflection source, γ) combination: it is built, trained,
-generated, judged and evaluated once. γ=0 ignores the reflection source (it is the plain
-safety-SFT baseline), so it is trained once per (model, seed) whatever the source axis says.
+A cell is one (model, seed, reflection source, γ, benign share) combination: it is built,
+trained, generated, judged and evaluated once. γ=0 ignores the reflection source and the benign
+share (it is the plain safety-SFT baseline), so it is trained once per (model, seed) whatever
+those axes say.
 """
 from __future__ import annotations
 
@@ -20,20 +21,24 @@ class Cell:
     seed: int
     source: str
     gamma: float
+    benign: float = 0.0
 
     @property
     def key(self) -> str:
         m = self.model.replace("/", "_")
-        return f"{m}-s{self.seed}-{self.source}-g{self.gamma:.2f}"
+        # no suffix without benign rows: folders and fingerprints of runs made before the axis stay valid
+        tail = f"-b{self.benign:.2f}" if self.benign else ""
+        return f"{m}-s{self.seed}-{self.source}-g{self.gamma:.2f}{tail}"
 
 
 def cells(cfg: ExperimentConfig) -> list[Cell]:
     models = model_paths(cfg)
     out: list[Cell] = []
-    for m, s, src, g in itertools.product(models, cfg.seed, cfg.reflect.source, cfg.build.gamma):
+    for m, s, src, g, b in itertools.product(models, cfg.seed, cfg.reflect.source, cfg.build.gamma,
+                                             cfg.build.benign or [0.0]):
         if g == 0.0 or src == "none":
-            src, g = "none", 0.0  # no reflections: the baseline, whatever the axes say
-        c = Cell(m, s, src, g)
+            src, g, b = "none", 0.0, 0.0  # no reflections: the baseline, whatever the axes say
+        c = Cell(m, s, src, g, b)
         if c not in out:
             out.append(c)
     return out
@@ -60,6 +65,9 @@ def _label(c: Cell, cfg: ExperimentConfig, names: dict[str, str]) -> str:
             name += f"-{c.source}"
         if len(cfg.build.gamma) > 2 or (len(cfg.build.gamma) == 2 and 0.0 not in cfg.build.gamma):
             name += f"-g{c.gamma:.2f}"
+        if c.benign:
+            many = len(cfg.build.benign) > 2 or (len(cfg.build.benign) == 2 and 0.0 not in cfg.build.benign)
+            name += f"+benign{c.benign:.2f}" if many else "+benign"
     if len(cfg.models) > 1:
         name = f"{names[c.model]}:{name}"
     if len(cfg.seed) > 1:
@@ -91,6 +99,19 @@ def subject_labels(cfg: ExperimentConfig) -> list[str]:
     labels = [lab for lab, _ in untouched_labels(cfg)] + list(cell_labels(cfg).values())
     check_unique(labels)
     return labels
+
+
+def build_config(cfg: ExperimentConfig, c: Cell) -> dict[str, Any]:
+    """What the build stage of one cell records as its config (and fingerprints): the axes
+    replaced by the cell's values; the benign keys only for a cell that uses them, so cells of
+    runs made before that option keep their fingerprints."""
+    bcfg = to_dict(cfg.build)
+    source = bcfg.pop("benign_source")
+    bcfg.pop("benign")
+    bcfg["gamma"] = c.gamma
+    if c.benign:
+        bcfg |= {"benign": c.benign, "benign_source": source}
+    return bcfg
 
 
 def reflect_folder(model: str, source: str) -> str:

@@ -37,7 +37,7 @@ def check_input_file(path: str | Path, key: str) -> Path:
 
 
 def input_files(cfg: ExperimentConfig) -> list[tuple[str, Path]]:
-    """(config key, local file) of every file the data stage will read."""
+    """(config key, local file) of every file the run will read: data sources, suites, benign rows."""
     out: list[tuple[str, Path]] = []
     for kind in ("general", "safety"):
         src = getattr(cfg.data, kind).source
@@ -58,6 +58,9 @@ def input_files(cfg: ExperimentConfig) -> list[tuple[str, Path]]:
             out.append(("data.eval", check_input_file(inline, "config key 'data.eval'")))
         elif name not in SUITES:
             out.append(("data.eval", check_input_file(name, "config key 'data.eval'")))
+    if any(b > 0 for b in cfg.build.benign) and cfg.build.benign_source != "builtin":
+        out.append(("build.benign_source", check_input_file(cfg.build.benign_source,
+                                                            "config key 'build.benign_source'")))
     return out
 
 

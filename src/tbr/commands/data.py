@@ -33,7 +33,7 @@ from tbr.suites import SUITES
 # A training prompt that shares most of its wording with an evaluation prompt leaks that item
 # even when reworded, so train/eval overlap uses a lower bar than duplicates within the data.
 LEAK_THRESHOLD = 0.6
-TRAIN_SETS = ("general", "safety")
+TRAIN_SETS = ("general", "safety", "benign-reflections")
 EVAL_SETS = ("pseudo-harmful",)
 EVAL_TYPES = XSTEST_TYPES + tuple(f"contrast_{t}" for t in XSTEST_TYPES)
 JUDGE_LABELS = ("full_compliance", "full_refusal", "partial_refusal")
@@ -68,9 +68,12 @@ SPECS: dict[str, tuple[str, dict[str, Check]]] = {
     "judge-train": ("prompt", {"id": _nonempty, "prompt": _nonempty, "response": _nonempty,
                                "label": _one_of(JUDGE_LABELS)}),
     "reflection-exemplars": ("instruction", {"id": _nonempty, "instruction": _nonempty, "explain": _nonempty}),
+    "benign-reflections": ("prompt", {"id": _nonempty, "prompt": _nonempty, "reflection": _nonempty,
+                                      "response": _nonempty, "type": _one_of(XSTEST_TYPES)}),
 }
 # how each set is counted in the tables: (row field, column field or None)
-COUNTS = {"general": ("category", None), "safety": ("category", None), "pseudo-harmful": ("type", "label"),
+COUNTS = {"general": ("category", None), "safety": ("category", None), "benign-reflections": ("type", None),
+          "pseudo-harmful": ("type", "label"),
           "judge-bench": ("family", "label"), "judge-adversarial": ("phenomenon", "label"), "judge-train": ("phenomenon", "label")}
 JUDGE_SETS = ("judge-bench", "judge-adversarial", "judge-train")  # one prompt, several responses: compared as whole rows
 
@@ -173,11 +176,14 @@ def trigger_problems(rows: dict[str, list[dict[str, Any]]]) -> list[Problem]:
         return []
     pat = re.compile(r"\b(" + "|".join(sorted(map(re.escape, words), key=len, reverse=True)) + r")\b", re.I)
     out = []
-    for r in rows.get("general", []):
-        m = pat.search(str(r.get("prompt", "")))
-        if m:
-            out.append(Problem("trigger word in general prompt", f"{r['id']}: {m.group(0)!r} in "
-                               f"{str(r['prompt'])[:70]!r}", [r["id"]], warning=True))
+    # benign look-alikes are sensitive-sounding by design, but not with the suite's own words:
+    # those would train on the very items the built-in suite measures
+    for name in ("general", "benign-reflections"):
+        for r in rows.get(name, []):
+            m = pat.search(str(r.get("prompt", "")))
+            if m:
+                out.append(Problem(f"trigger word in {name} prompt", f"{r['id']}: {m.group(0)!r} in "
+                                   f"{str(r['prompt'])[:70]!r}", [r["id"]], warning=True))
     return out
 
 
@@ -295,7 +301,7 @@ def _check(strict: bool) -> int:
     checks = ["missing", "schema", "exact duplicate", "near duplicate", "train/eval overlap",
               "trigger word in general prompt"]
     notes = {"near duplicate": f"char {NGRAM}-gram Jaccard >= {THRESHOLD}",
-             "train/eval overlap": f"general+safety vs pseudo-harmful, exact or Jaccard >= {LEAK_THRESHOLD}"}
+             "train/eval overlap": f"general+safety+benign-reflections vs pseudo-harmful, exact or Jaccard >= {LEAK_THRESHOLD}"}
     failed = 0
     for c in checks:
         found = [p for p in problems if p.check == c]

@@ -23,7 +23,9 @@ BUILTIN_FILES = {
     "judge-adversarial": ("judge_adversarial.jsonl",),
     "judge-train": ("judge_train.jsonl",),
     "reflection-exemplars": ("reflection_exemplars.jsonl",),
+    "benign-reflections": ("benign_reflections.jsonl",),
 }
+BENIGN_SCHEMA = {"id": (str,), "prompt": (str,), "reflection": (str,), "response": (str,)}
 
 
 def builtin_rows(name: str) -> list[dict[str, Any]]:
@@ -35,6 +37,23 @@ def builtin_rows(name: str) -> list[dict[str, Any]]:
         if p.exists():
             rows.extend(read_jsonl(p, unique_id=True))
     return rows
+
+
+def benign_file(source: str) -> Path:
+    """The file behind build.benign_source: the built-in set, or the user's JSONL."""
+    if source == "builtin":
+        return BUILTIN_DIR / BUILTIN_FILES["benign-reflections"][0]
+    p = Path(source).expanduser()
+    if not p.is_file():
+        raise TbrError("build.benign_source: expected 'builtin' or a JSONL file (id, prompt, reflection, response)",
+                       path=p)
+    return p
+
+
+def benign_rows(source: str) -> list[dict[str, Any]]:
+    """Benign look-alike rows (id, prompt, reflection, response), checked field by field."""
+    return read_jsonl(benign_file(source), BENIGN_SCHEMA, nonempty=("prompt", "reflection", "response"),
+                      unique_id=True)
 
 
 def _general_builtin() -> list[dict[str, Any]]:

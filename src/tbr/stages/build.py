@@ -1,6 +1,12 @@
 """The build stage: mix general and safety rows with safety reflection ratio γ, render them
 with the model's chat template (or the paper's Alpaca template), and tokenize them with the
-prompt masked out of the loss. The maths (which rows, which tokens) are pure functions."""
+prompt masked out of the loss. The maths (which rows, which tokens) are pure functions.
+
+Beyond the paper, a TBR cell may replace a share of its general rows with benign look-alikes
+(build.benign): prompts that sound sensitive but are fine, trained as reflection (concluding
+the request is fine) + helpful answer. In the paper's data a reflection only ever precedes a
+refusal, so a small model learns "reflection, then refuse"; these rows show the other ending.
+Replacing rather than adding keeps the training set's size, so the comparison costs no steps."""
 from __future__ import annotations
 
 import math
@@ -9,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tbr.config import to_dict
-from tbr.grid import Cell
-from tbr.io import read_jsonl, write_jsonl
+from tbr.data.sources import benign_file, benign_rows
+from tbr.grid import Cell, build_config
+from tbr.io import file_sha256, read_jsonl, write_jsonl
 from tbr.models import load_tokenizer
 from tbr.prompts import alpaca_prompt
 from tbr.runs import fingerprint
@@ -42,6 +48,28 @@ def select_reflected(ids: Sequence[str], available: set[str], gamma: float, seed
     return chosen
 
 
+def replace_benign(general: list[dict[str, Any]], benign: list[dict[str, Any]], share: float, seed: int,
+                   separator: str = " ") -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """General rows with n_reflected(len(general), share) of them replaced by benign rows.
+
+    Which general rows go and which benign rows come are seeded permutations of the sorted
+    ids (so a larger share replaces a superset); kept general rows stay in input order and the
+    benign rows follow them. Counts say how many were wanted and how many the set could give."""
+    want = n_reflected(len(general), share)
+    drop_order = sorted(r["id"] for r in general)
+    random.Random(f"{seed}|benign-drop").shuffle(drop_order)
+    take_order = sorted(benign, key=lambda r: r["id"])
+    random.Random(f"{seed}|benign-take").shuffle(take_order)
+    took = take_order[:want]
+    dropped = set(drop_order[:len(took)])
+    rows = [r for r in general if r["id"] not in dropped]
+    rows += [{"id": r["id"], "kind": "benign", "prompt": r["prompt"], "response": r["response"],
+              "category": r.get("category") or r.get("type"), "source": "benign", "reflection": r["reflection"],
+              "target": target_text(r["response"], r["reflection"], separator)} for r in took]
+    return rows, {"benign": len(took), "benign_wanted": want, "benign_unavailable": want - len(took),
+                  "benign_share": share}
+
+
 def target_text(response: str, reflection: str | None, separator: str = " ") -> str:
     """The training target: reflection, separator, refusal; or the plain response."""
     if reflection:
@@ -50,11 +78,16 @@ def target_text(response: str, reflection: str | None, separator: str = " ") -> 
 
 
 def mix(general: list[dict[str, Any]], safety: list[dict[str, Any]], reflections: dict[str, str | None],
-        gamma: float, seed: int, separator: str = " ") -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Training rows (general first, then safety, in input order) and counts for the manifest."""
+        gamma: float, seed: int, separator: str = " ", benign: list[dict[str, Any]] | None = None,
+        benign_share: float = 0.0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Training rows (general first, then any benign look-alikes, then safety, in input order)
+    and counts for the manifest."""
     available = {i for i, t in reflections.items() if t}
     chosen = set(select_reflected([r["id"] for r in safety], available, gamma, seed))
     rows = [dict(r, reflection=None, target=target_text(r["response"], None)) for r in general]
+    extra: dict[str, Any] = {}
+    if benign_share:
+        rows, extra = replace_benign(rows, benign or [], benign_share, seed, separator)
     for r in safety:
         refl = reflections.get(r["id"]) if r["id"] in chosen else None
         rows.append(dict({k: v for k, v in r.items() if k != "builtin_reflection"}, reflection=refl,
@@ -62,7 +95,9 @@ def mix(general: list[dict[str, Any]], safety: list[dict[str, Any]], reflections
     want = n_reflected(len(safety), gamma)
     counts = {"general": len(general), "safety": len(safety), "reflected": len(chosen),
               "reflected_wanted": want, "reflection_unavailable": want - len(chosen),
-              "gamma": gamma, "gamma_effective": (len(chosen) / len(safety)) if safety else 0.0}
+              "gamma": gamma, "gamma_effective": (len(chosen) / len(safety)) if safety else 0.0, **extra}
+    if extra:
+        counts["general"] = len(general) - extra["benign"]
     return rows, counts
 
 
@@ -105,15 +140,20 @@ def tokenize_row(tok: Any, prompt_text: str, completion_text: str, max_length: i
 def run(ctx: Context) -> None:
     """One training set per cell: its γ share of safety rows carry their reflection."""
     bc = ctx.cfg.build
+    benign = benign_rows(bc.benign_source) if any(c.benign for c in ctx.grid) else []
+    benign_fp = file_sha256(benign_file(bc.benign_source)) if benign else None
     for c in ctx.grid:
         rdir = ctx.reflect_dir(c.model, c.source)
         rfp = ctx.reflect_fps[(c.model, c.source)]
-        bfp = fingerprint("build", to_dict(bc) | {"gamma": c.gamma}, c.seed, rfp, ctx.data_fp)
+        bcfg = build_config(ctx.cfg, c)
+        # the benign rows' hash only where a cell uses them: other cells keep their fingerprints
+        bfp = fingerprint("build", bcfg, c.seed, rfp, ctx.data_fp, *([benign_fp] if c.benign else []))
         ctx.build_fps[c] = bfp
 
         def do_build(out: Path, c: Cell = c, rdir: Path = rdir) -> dict[str, Any]:
             refl = {r["id"]: r.get("reflection") for r in read_jsonl(rdir / "reflections.jsonl")}
-            rows, counts = mix(ctx.general, ctx.safety, refl, c.gamma, c.seed, bc.separator)
+            rows, counts = mix(ctx.general, ctx.safety, refl, c.gamma, c.seed, bc.separator,
+                               benign=benign, benign_share=c.benign)
             tok = load_tokenizer(c.model)
             for r in rows:
                 r["prompt_text"], r["completion_text"] = render(tok, r["prompt"], r["target"], bc.template,
@@ -121,5 +161,5 @@ def run(ctx: Context) -> None:
             write_jsonl(out / "train.jsonl", rows)
             return counts
         run_stage(ctx.root / "build" / c.key, stage=NAME, label=f"build [{ctx.label(c)}]", fp=bfp,
-                  config=to_dict(bc) | {"gamma": c.gamma}, inputs={"reflect": rfp}, fn=do_build,
+                  config=bcfg, inputs={"reflect": rfp}, fn=do_build,
                   outputs=["train.jsonl"], owner=ctx.label(c))
