@@ -116,7 +116,11 @@ class TrainConfig:
 class GenerateConfig:
     backend: str = _f("hf", "hf | vllm | openai", choices=("hf", "vllm", "openai"))
     modes: list[str] = _f(["plain"], "prompting modes: plain | direct | cot", choices=("plain", "direct", "cot"))
-    max_new_tokens: int = _f(64, "response length cap", ge=1)
+    max_new_tokens: int = _f(64, "response length cap; with reflection_tokens > 0, the cap of the answer, "
+                                 "counted from the end of any reflection", ge=1)
+    reflection_tokens: int = _f(0, "extra tokens a response may spend on a safety reflection before its answer "
+                                   "(hf backend), so a reflecting model's answer gets the same budget as a plain "
+                                   "one; 0 = one cap for the whole response", ge=0)
     batch_size: int = _f(64, "prompts per batch (hf backend; 64 was fastest on a 2-core CPU)", ge=1)
     api_base: str | None = _f(None, "openai backend: base URL")
     api_model: str | None = _f(None, "openai backend: model name")

@@ -183,6 +183,35 @@ def _generated_tokens(gen: Any, eos: Sequence[int], pad: int | None) -> list[int
     return counts
 
 
+def _generate_kwargs(max_new_tokens: int, do_sample: bool, pad: int | None, eos: Sequence[int],
+                     temperature: float, top_p: float) -> dict[str, Any]:
+    kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, do_sample=do_sample,
+                                  pad_token_id=pad, eos_token_id=list(eos) or None, use_cache=True)
+    if do_sample:
+        kwargs.update(temperature=temperature, top_p=top_p)
+    else:  # unset, so the model's generation_config cannot turn greedy decoding into sampling
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    return kwargs
+
+
+def _record_ends(batch: Sequence[int], rows: Sequence[Sequence[int]], counts: Sequence[int], ends: set[int],
+                 cap: int, finished: list[bool] | None, token_ids: list[list[int]] | None, size: int = -1) -> None:
+    """Per row of a batch: did it end by itself, and which tokens did it generate (size >= 0:
+    reset both lists to that many rows first). A row ended by itself when an end token closes
+    it (a stop string pads the rest), or when the batch stopped before the cap (generate stops
+    once every row is done)."""
+    if size >= 0:
+        if finished is not None:
+            finished[:] = [False] * size
+        if token_ids is not None:
+            token_ids[:] = [[] for _ in range(size)]
+    for i, row, k in zip(batch, rows, counts):
+        if finished is not None:
+            finished[i] = len(row) < cap or k < len(row) or (bool(row) and row[-1] in ends)
+        if token_ids is not None:
+            token_ids[i] = list(row[:k])
+
+
 def _left_padded(rows: Sequence[Sequence[int]], pad: int) -> tuple[Any, Any]:
     """(input ids, attention mask) of one batch, padded on the left: decoder-only models
     continue from the right edge."""
@@ -200,14 +229,14 @@ def hf_generate_texts(model: Any, tok: Any, texts: Sequence[str], *, max_new_tok
                       batch_size: int = DEFAULT_BATCH_SIZE, stop: Sequence[str] = (), do_sample: bool = False,
                       temperature: float = 0.7, top_p: float = 0.95, seed: int = 0, progress: bool = True,
                       desc: str = "generate", add_special_tokens: bool = False,
-                      on_batch: Callable[[list[int], list[str]], None] | None = None) -> list[str]:
-    """Completions of raw prompt strings (already templated). Greedy unless do_sample.
-
-    Fast on CPU and GPU alike: batches of similar prompt length (little padding), left
-    padding, the KV cache, the model's own dtype (bf16 from load_model where the CPU has it),
-    a cheap per-row stop-string check, an early exit once every row is done, inference mode,
-    logits only for the last position during prefill (generate's logits_to_keep=1), and
-    torch threads on the physical cores."""
+                      on_batch: Callable[[list[int], list[str]], None] | None = None,
+                      finished: list[bool] | None = None, token_ids: list[list[int]] | None = None) -> list[str]:
+    """Completions of raw prompt strings (already templated). Greedy unless do_sample. Fills
+    `finished` (did each row end by itself, not at max_new_tokens) and `token_ids` (its
+    generated ids) when given, before each on_batch call. Fast on CPU and GPU alike: batches of
+    similar prompt length, left padding, the KV cache, the model's own dtype, a cheap per-row
+    stop-string check, an early exit once every row is done, inference mode, prefill logits for
+    the last position only, and torch threads on the physical cores."""
     import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
     tok.padding_side = "left"  # decoder-only models continue from the right edge
     if tok.pad_token is None:
@@ -218,6 +247,7 @@ def hf_generate_texts(model: Any, tok: Any, texts: Sequence[str], *, max_new_tok
     stop = [s for s in stop if s]
     enc = tok(list(texts), add_special_tokens=add_special_tokens)["input_ids"] if texts else []
     out: list[str] = [""] * len(texts)
+    _record_ends([], [], [], set(), 0, finished, token_ids, size=len(texts))
     batches = length_sorted_batches([len(e) for e in enc], max(1, int(batch_size)))
     eos = _eos_ids(model, tok)
     pad = tok.pad_token_id
@@ -229,19 +259,18 @@ def hf_generate_texts(model: Any, tok: Any, texts: Sequence[str], *, max_new_tok
     for b in batches:
         ids, mask = _left_padded([enc[i] for i in b], pad)
         width = ids.shape[1]
-        kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, do_sample=do_sample,
-                                      pad_token_id=pad, eos_token_id=eos or None, use_cache=True)
+        kwargs = _generate_kwargs(max_new_tokens, do_sample, pad, eos, temperature, top_p)
         if do_sample:
             torch.manual_seed(seed)
-            kwargs.update(temperature=temperature, top_p=top_p)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
         if stop:
             kwargs["stopping_criteria"] = _stopping_list(StopOnStrings(tok, stop, width))
         with torch.inference_mode():
             gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
         gen = gen[:, width:].cpu()
-        stats["generated_tokens"] += sum(_generated_tokens(gen, eos, pad))
+        counts = _generated_tokens(gen, eos, pad)
+        stats["generated_tokens"] += sum(counts)
+        _record_ends(b, gen.tolist(), counts, {*eos, *([pad] if pad is not None else [])}, max_new_tokens,
+                     finished, token_ids)
         texts_b = tok.batch_decode(gen, skip_special_tokens=True)
         texts_b = [_trim_stops(t, stop).strip() for t in texts_b]
         for i, t in zip(b, texts_b):

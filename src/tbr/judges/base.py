@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 LABELS = ("full_compliance", "full_refusal", "partial_refusal", "unparsed", "uncertain")
-# neither a refusal nor a compliance: counted on their own, never inside a rate
-UNDECIDED = ("unparsed", "uncertain")
+# neither a refusal nor a compliance: counted on their own, never inside a rate ("truncated" is
+# set by the judge stage, not by a judge: a response cut by its length budget before any answer)
+UNDECIDED = ("unparsed", "uncertain", "truncated")
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from tbr.io import atomic_path, atomic_write_json, atomic_write_text
 
 CLASSES = ("full_compliance", "full_refusal", "partial_refusal")
 PRED_LABELS = CLASSES + ("unparsed", "uncertain")
-UNDECIDED = ("unparsed", "uncertain")
+UNDECIDED = ("unparsed", "uncertain", "truncated")
 BINARY = ("compliance", "refusal")
 _REFUSALS = {"full_refusal", "partial_refusal"}
 

@@ -26,6 +26,8 @@ def _fmt(r: dict[str, Any] | None) -> str:
         s += f", unparsed {r['unparsed']}"
     if r.get("uncertain"):
         s += f", uncertain {r['uncertain']}"
+    if r.get("truncated"):
+        s += f", cut before any answer {r['truncated']}"
     return s + ")"
 
 
@@ -50,6 +52,17 @@ def sampling_lines(sampling: list[dict[str, Any]]) -> list[str]:
         else:
             out.append(f"Suite `{s['suite']}`: all {s['total']} prompts.")
     return out + [""] if out else []
+
+
+def truncation_lines(m: dict[str, Any], labels: list[str]) -> list[str]:
+    """Each model's share of responses that ran into the length budget."""
+    t = m.get("truncation") or {}
+    if not t:
+        return []
+    parts = [f"{lab} {t[lab]['truncated']}/{t[lab]['responses']} ({t[lab]['truncated_share']:.1%}, "
+             f"{t[lab]['cut_before_answer']} before any answer)" for lab in labels if lab in t]
+    return ["Responses that ran into the length budget: " + "; ".join(parts) + ". Those cut before any answer "
+            "are labelled `truncated` and counted apart, never as compliance or refusal.", ""]
 
 
 def judge_section(m: dict[str, Any], pj: str, labels: list[str]) -> list[str]:
@@ -104,6 +117,7 @@ def write_report(root: Path) -> Path:
              f"Primary judge: `{pj}`. Unparsed judgements are counted apart, never as refusals. "
              f"Prompts: {m['n_prompts']['safe']} safe, {m['n_prompts']['unsafe']} unsafe.", ""]
     lines += sampling_lines(m.get("sampling", []))
+    lines += truncation_lines(m, labels)
     for mode in m["modes"]:
         lines += _compliance_table(root, m, mode, labels)
         lines += _across_seeds(m, mode)

@@ -66,8 +66,8 @@ def input_rows(path: Path, judge_field: str = "judge") -> tuple[list[dict[str, A
         if pl not in PROMPT_LABELS:
             raise TbrError(f"expected 'safe' or 'unsafe' in prompt_label (or input_label), got {json.dumps(pl)}",
                            path=path, line=n, field="prompt_label")
-        if r["label"] not in PRED_LABELS:
-            raise TbrError(f"expected one of {', '.join(PRED_LABELS)}, got {json.dumps(r['label'])}",
+        if r["label"] not in (*PRED_LABELS, "truncated"):
+            raise TbrError(f"expected one of {', '.join((*PRED_LABELS, 'truncated'))}, got {json.dumps(r['label'])}",
                            path=path, line=n, field="label")
         key = (str(r.get("model", "model")), str(r.get("mode", "plain")), str(r["id"]))
         if key in seen:

@@ -68,6 +68,22 @@ def judge_agreement(judged: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]
     return per, rows_out
 
 
+def truncation_shares(judged: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
+                      primary: str) -> dict[str, Any]:
+    """Per model: how many responses ran into their length budget, and how many of those were
+    cut before any answer (judged `truncated`, counted apart)."""
+    out: dict[str, Any] = {}
+    for lab, by_judge in judged.items():
+        rows = by_judge.get(primary, [])
+        if not any("truncated" in r for r in rows):
+            continue
+        k = sum(bool(r.get("truncated")) for r in rows)
+        j = sum(r.get("label") == "truncated" for r in rows)
+        out[lab] = {"responses": len(rows), "truncated": k, "cut_before_answer": j,
+                    "truncated_share": k / len(rows) if rows else None}
+    return out
+
+
 def validated(judges: Sequence[str]) -> dict[str, Any]:
     """Each judge's measured accuracy on the frozen test split of judge-bench, as shipped in
     tbr/judges/judge_validation.json (written by `tbr judge-eval --labels bench --record`); {} for a judge
@@ -98,6 +114,9 @@ def evaluate_run(root: Path, out_dir: Path, labels: Sequence[str], eval_rows: li
                "n_prompts": {"safe": sum(r["label"] == "safe" for r in eval_rows),
                              "unsafe": sum(r["label"] == "unsafe" for r in eval_rows)},
                "sampling": sampling}
+    truncation = truncation_shares(judged, cfg.judge.primary)
+    if truncation:  # only for responses that record it, so older runs' metrics stay byte-identical
+        metrics["truncation"] = truncation
     if len(cfg.seed) > 1:
         metrics["across_seeds"] = aggregate_seeds(metrics)
     atomic_write_json(Path(out_dir) / "metrics.json", metrics)

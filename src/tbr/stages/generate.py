@@ -11,7 +11,7 @@ The stage appends rows as it goes and resumes by (id, mode) after a kill.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +30,40 @@ from tbr.stages.runner import run_stage
 NAME = "generate"
 
 
-def response_row(prompt_row: dict[str, Any], mode: str, text: str, model_label: str) -> dict[str, Any]:
+def response_row(prompt_row: dict[str, Any], mode: str, text: str, model_label: str,
+                 truncated: bool | None = None) -> dict[str, Any]:
+    """One response; `truncated` (hf only: None where the backend cannot tell) says whether it
+    ran into its length budget rather than ending by itself."""
     reflection, answer = split_reflection(text)
-    return {"id": prompt_row["id"], "suite": prompt_row["suite"], "prompt": prompt_row["prompt"],
-            "mode": mode, "response": text, "reflection": reflection, "answer": answer, "model": model_label}
+    row = {"id": prompt_row["id"], "suite": prompt_row["suite"], "prompt": prompt_row["prompt"],
+           "mode": mode, "response": text, "reflection": reflection, "answer": answer, "model": model_label}
+    if truncated is not None:
+        row["truncated"] = truncated
+    return row
+
+
+def answer_budget(text: str, ids: Sequence[int], decode: Callable[[Sequence[int]], str],
+                  answer_tokens: int) -> tuple[str, bool]:
+    """(text, cut?): the response with its answer (the part after any reflection, else the
+    whole response) cut to `answer_tokens` generated tokens. `ids` are the tokens that made
+    `text`; the answer starts at the first token whose prefix decodes past the reflection. The
+    cut is on token ids, and greedy decoding does not depend on the cap, so the result is the
+    response a budget counted from the end of the reflection would have produced."""
+    reflection, answer = split_reflection(text)
+    k = 0
+    if reflection is not None:
+        covered = len(text[: len(text) - len(answer)].rstrip()) if answer else len(text)
+        k = next((j for j in range(len(ids) + 1) if len(decode(ids[:j]).strip()) >= covered), len(ids))
+    if len(ids) - k <= answer_tokens:
+        return text, False
+    return decode(ids[: k + answer_tokens]).strip(), True
 
 
 def generate_responses(out_file: Path, prompts: list[dict[str, Any]], *, model_name: str, model_label: str,
                        modes: Sequence[str], backend: str = "hf", max_new_tokens: int = 64,
                        batch_size: int = DEFAULT_BATCH_SIZE, dtype: str = "auto", device: str = "auto",
-                       api: dict[str, Any] | None = None, progress: bool = True) -> dict[str, int]:
+                       api: dict[str, Any] | None = None, progress: bool = True,
+                       reflection_tokens: int = 0) -> dict[str, int]:
     """Responses of one model to every prompt under every mode, resumable by (id, mode).
 
     Rows are appended to `<out_file>.partial` as they are made (per batch on hf, per reply on
@@ -55,7 +79,7 @@ def generate_responses(out_file: Path, prompts: list[dict[str, Any]], *, model_n
     try:
         _generate_todo(app, todo, model_name=model_name, model_label=model_label, backend=backend,
                        max_new_tokens=max_new_tokens, batch_size=batch_size, dtype=dtype, device=device,
-                       api=api, progress=progress)
+                       api=api, progress=progress, reflection_tokens=reflection_tokens)
     except BaseException:
         app.close()  # what was saved stays in the .partial file for the rerun
         raise
@@ -66,19 +90,29 @@ def generate_responses(out_file: Path, prompts: list[dict[str, Any]], *, model_n
 
 def _generate_todo(app: RowAppender, todo: list[tuple[dict[str, Any], str]], *, model_name: str,
                    model_label: str, backend: str, max_new_tokens: int, batch_size: int, dtype: str,
-                   device: str, api: dict[str, Any] | None, progress: bool) -> None:
+                   device: str, api: dict[str, Any] | None, progress: bool, reflection_tokens: int = 0) -> None:
     if not todo:
         return
     if backend == "hf":
         model, tok = load_model(model_name, dtype, device)
         convs = [mode_messages(p["prompt"], m) for p, m in todo]
+        ended: list[bool] = []
+        ids: list[list[int]] = []
+
+        def decode(x: Sequence[int]) -> str:
+            return str(tok.decode(list(x), skip_special_tokens=True))
 
         def save(idx: list[int], texts: list[str]) -> None:
             for i, t in zip(idx, texts):
                 p, m = todo[i]
-                app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label)})
-        hf_generate_chat(model, tok, convs, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                         progress=progress, desc=f"generate {model_label}", on_batch=save)
+                truncated = not ended[i]
+                if reflection_tokens:
+                    t, was_cut = answer_budget(t, ids[i], decode, max_new_tokens)
+                    truncated = truncated or was_cut
+                app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label, truncated)})
+        hf_generate_chat(model, tok, convs, max_new_tokens=max_new_tokens + reflection_tokens, batch_size=batch_size,
+                         progress=progress, desc=f"generate {model_label}", on_batch=save, finished=ended,
+                         token_ids=ids)
         del model
     elif backend == "vllm":
         tok = load_tokenizer(model_name)
@@ -114,16 +148,20 @@ def run(ctx: Context) -> None:
     """One responses file per evaluated model (untouched and trained)."""
     g = ctx.cfg.generate
     for sub in ctx.subjects():
-        gfp = fingerprint("generate", to_dict(g), sub.fp, ctx.data_fp, ctx.dev)
+        gcfg = to_dict(g)
+        if not gcfg["reflection_tokens"]:  # runs made before the option keep their fingerprints
+            gcfg.pop("reflection_tokens")
+        gfp = fingerprint("generate", gcfg, sub.fp, ctx.data_fp, ctx.dev)
         ctx.generate_fps[sub.label] = gfp
 
         def do_generate(out: Path, lab: str = sub.label, path: str = sub.path) -> dict[str, Any]:
             return generate_responses(out / "responses.jsonl", ctx.eval_rows, model_name=path, model_label=lab,
                                       modes=g.modes, backend=g.backend, max_new_tokens=g.max_new_tokens,
                                       batch_size=g.batch_size, progress=ctx.progress,
+                                      reflection_tokens=g.reflection_tokens if g.backend == "hf" else 0,
                                       api={"api_base": g.api_base, "api_model": g.api_model,
                                            "api_key_env": g.api_key_env, "cache_dir": ctx.api_cache},
                                       **ctx.dev)
         run_stage(ctx.root / NAME / folder_name(sub.label), stage=NAME, label=f"generate [{sub.label}]", fp=gfp,
-                  config=to_dict(g), inputs={"model": sub.fp}, fn=do_generate, outputs=["responses.jsonl"],
+                  config=gcfg, inputs={"model": sub.fp}, fn=do_generate, outputs=["responses.jsonl"],
                   owner=sub.label)

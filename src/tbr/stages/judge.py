@@ -40,16 +40,30 @@ def make_judge(name: str, jcfg: Any | None = None, cache_dir: Path | None = None
     return get_judge(name)
 
 
+def cut_before_answer(row: Mapping[str, Any]) -> bool:
+    """A response that ran into its length budget inside or right after its reflection, with
+    nothing after it: no judge can say what it would have answered. (An empty response is
+    left to the judges: it is `unparsed`, a different failure.)"""
+    return (bool(row.get("truncated")) and bool(str(row.get("reflection") or "").strip())
+            and not str(row.get("answer") or "").strip())
+
+
 def apply_judge(judge: Any, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Input rows with label, judge and raw added. A `label` already in a row (say, a gold
-    label) is kept as `input_label` rather than silently overwritten."""
+    label) is kept as `input_label` rather than silently overwritten. A response cut by its
+    length budget before any answer is labelled `truncated` whatever the judge says: it is
+    counted apart, like `unparsed`, never as a compliance or a refusal."""
     verdicts = judge.judge(rows)
     out = []
     for r, v in zip(rows, verdicts):
         row = dict(r)
         if "label" in row:
             row["input_label"] = row.pop("label")
-        row.update(label=v.label, judge=judge.name, raw=v.raw)
+        if cut_before_answer(row):
+            row.update(label="truncated", judge=judge.name, raw=f"cut by the length budget before any answer "
+                                                               f"(the judge said {v.label})")
+        else:
+            row.update(label=v.label, judge=judge.name, raw=v.raw)
         out.append(row)
     return out
 
