@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,21 @@ def tiny_overrides(tiny_model: Path, tiny_data: dict[str, Path], runs: Path, nam
             f"data.eval=[{tiny_data['eval']}]", "reflect.source=[builtin]", "reflect.max_new_tokens=8",
             "train.max_steps=3", "train.batch_size=4", "train.save_steps=2", "train.max_length=64",
             "train.lora.r=4", "generate.max_new_tokens=6", "generate.batch_size=8", "evaluate.bootstrap=50"]
+
+
+def apt_install(packages: list[str], done: Callable[[], bool]) -> list[str]:
+    """apt-get install the packages (retrying after an `apt-get update`) until done() says they
+    are there; returns the log of what was tried. The browser tests' fixtures use it: CI runs
+    as root on a fresh machine without Chromium."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", *packages]
+    log = []
+    for cmd in (install, ["apt-get", "update", "-q"], install):
+        if cmd[1] == "install" and done():
+            break
+        try:
+            r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+            log.append(f"{' '.join(cmd)} -> {r.returncode}: {r.stderr.strip()[-300:]}")
+        except (OSError, subprocess.TimeoutExpired) as e:
+            log.append(f"{' '.join(cmd)} -> {e}")
+    return log

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_overrides
+from conftest import apt_install, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
@@ -40,17 +40,7 @@ def chromium() -> str:
         pytest.skip("chromium is not installed and installing it needs root (apt-get install -y chromium)")
     if not shutil.which("apt-get"):
         pytest.skip("chromium is not installed and there is no apt-get to install it")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    log = []
-    for cmd in (["apt-get", "install", "-y", "-q", "chromium"], ["apt-get", "update", "-q"],
-                ["apt-get", "install", "-y", "-q", "chromium"]):
-        if cmd[1] == "install" and _find_chromium():
-            break
-        try:
-            r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-            log.append(f"{' '.join(cmd)} -> {r.returncode}: {r.stderr.strip()[-300:]}")
-        except (OSError, subprocess.TimeoutExpired) as e:
-            log.append(f"{' '.join(cmd)} -> {e}")
+    log = apt_install(["chromium"], lambda: _find_chromium() is not None)
     found = _find_chromium()
     if not found:
         pytest.skip("could not install chromium (no network?): " + " | ".join(log))

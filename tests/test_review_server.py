@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from conftest import apt_install
 from tbr.errors import TbrError
 from tbr.review.server import PUBLIC_FIELDS, ReviewServer, make_server
 from tbr.review.store import append_label, final_labels, read_labels, write_sample
@@ -213,17 +213,7 @@ def browser_bins() -> tuple[str, str]:
                     "(apt-get install -y chromium chromium-driver)")
     if not shutil.which("apt-get"):
         pytest.skip("chromium/chromedriver are not installed and there is no apt-get to install them")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"]
-    log = []
-    for cmd in (install, ["apt-get", "update", "-q"], install):
-        if cmd[1] == "install" and all(_browser_bins()):
-            break
-        try:
-            r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-            log.append(f"{' '.join(cmd)} -> {r.returncode}: {r.stderr.strip()[-300:]}")
-        except (OSError, subprocess.TimeoutExpired) as e:
-            log.append(f"{' '.join(cmd)} -> {e}")
+    log = apt_install(["chromium", "chromium-driver"], lambda: all(_browser_bins()))
     chromium, driver = _browser_bins()
     if not (chromium and driver):
         pytest.skip("could not install chromium and chromedriver (no network?): " + " | ".join(log))
