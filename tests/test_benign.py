@@ -101,3 +101,33 @@ def test_build_stage_writes_benign_rows_for_the_tbr_cell_only(tiny_model: Path, 
         assert len(benign) == (6 if f.endswith("-b0.50") else 0)
         for r in benign:
             assert r["completion_text"].startswith(r["reflection"])   # trained: reflection, then the answer
+
+
+def test_seed_aggregation_keeps_benign_cells_apart() -> None:
+    from tbr.seeds import aggregate_seeds
+
+    def rate(x: float) -> dict:
+        return {"plain": {"p": {"all": {"safe": {"overall": {"compliance": x}}}}}}
+    cells = {f"tbr-s{s}": {"model": "m", "seed": s, "source": "internal", "gamma": 1.0} for s in (0, 1)}
+    cells |= {f"tbr+benign-s{s}": {"model": "m", "seed": s, "source": "internal", "gamma": 1.0, "benign": 0.25}
+              for s in (0, 1)}
+    models = {"tbr-s0": rate(0.4), "tbr-s1": rate(0.6), "tbr+benign-s0": rate(0.8), "tbr+benign-s1": rate(1.0)}
+    rows = aggregate_seeds({"cells": cells, "primary_judge": "p", "modes": ["plain"], "models": models})
+    safe = {r["name"]: r for r in rows if r["prompt_label"] == "safe"}
+    assert safe["tbr"]["mean"] == 0.5 and "benign" not in safe["tbr"]
+    assert safe["tbr+benign"]["mean"] == 0.9 and safe["tbr+benign"]["benign"] == 0.25
+
+
+@pytest.mark.slow
+def test_a_benign_grid_runs_to_the_report(tiny_model: Path, tiny_data: dict[str, Path], tmp_path: Path) -> None:
+    from conftest import tiny_overrides
+    from tbr.pipeline import run
+    cfg = load_config(None, tiny_overrides(tiny_model, tiny_data, tmp_path, name="benign-grid")
+                      + ["build.gamma=[0,1]", "build.benign=[0,0.5]", "judge.judges=[keywords]",
+                         "judge.primary=keywords"])
+    root = run(cfg, progress=False)
+    m = json.loads((root / "metrics.json").read_text())
+    assert m["cells"]["tbr+benign"]["benign"] == 0.5 and "benign" not in m["cells"]["tbr"]
+    pairs = {(p["a"], p["b"]) for p in m["paired"]}
+    assert {("baseline", "tbr"), ("baseline", "tbr+benign")} <= pairs
+    assert "tbr+benign" in (root / "report.md").read_text() and (root / "report.html").is_file()

@@ -124,8 +124,11 @@ def gamma_section(root: Path, m: Mapping[str, Any]) -> str:
         for gk, members in groups.items():
             gname = _group_name(gk, groups)
             base = [lab for lab, c in members.items() if c["gamma"] == 0.0]
-            for src in sorted({c["source"] for c in members.values() if c["source"] != "none"}):
-                labs = base + [lab for lab, c in members.items() if c["source"] == src]
+            for src, b in sorted({(c["source"], c.get("benign", 0.0)) for c in members.values()
+                                  if c["source"] != "none"}):
+                # one curve per source and benign share: two cells at one γ are two curves, not one zigzag
+                labs = base + [lab for lab, c in members.items() if c["source"] == src and c.get("benign", 0.0) == b]
+                name = f"{src}+benign{b:g}" if b else src
                 for pl in ("safe", "unsafe"):
                     pts = []
                     for lab in labs:
@@ -133,7 +136,7 @@ def gamma_section(root: Path, m: Mapping[str, Any]) -> str:
                         if r and r.get("compliance") is not None:
                             pts.append((cells[lab]["gamma"], r["compliance"], r["compliance_ci"]))
                     if pts:
-                        series[" ".join(x for x in (gname, src, pl) if x)] = pts
+                        series[" ".join(x for x in (gname, name, pl) if x)] = pts
         if series:
             png = plots.gamma_curve(series, root / f"gamma_{mode}.png",
                                     title=f"compliance vs γ ({m['primary_judge']} judge, mode {mode})")
@@ -162,8 +165,8 @@ def sources_section(root: Path, m: Mapping[str, Any]) -> str:
                     bars.append(("untouched", cand))
                     break
             bars += [("baseline (γ=0)", lab) for lab, c in members.items() if c["gamma"] == 0.0]
-            bars += [(f"{c['source']} (γ={gmax:g})", lab) for lab, c in sorted(tbr_cells.items(),
-                                                                                 key=lambda kv: kv[1]["source"])
+            bars += [(f"{c['source']}{'+benign' if c.get('benign') else ''} (γ={gmax:g})", lab)
+                     for lab, c in sorted(tbr_cells.items(), key=lambda kv: (kv[1]["source"], kv[1].get("benign", 0.0)))
                      if c["gamma"] == gmax]
             safe: list[tuple[Any, Any]] = []
             unsafe: list[tuple[Any, Any]] = []

@@ -56,7 +56,7 @@ def attribution_section(root: Path) -> str:
 def loss_section(root: Path, m: Mapping[str, Any]) -> str:
     by_key = {}
     for lab, c in (m.get("cells") or {}).items():
-        by_key[Cell(c["model"], c["seed"], c["source"], c["gamma"]).key] = lab
+        by_key[Cell(c["model"], c["seed"], c["source"], c["gamma"], c.get("benign", 0.0)).key] = lab
     curves: dict[str, list[tuple[float, float]]] = {}
     for log in sorted((root / "train").glob("*/train_log.jsonl")):
         pts = []

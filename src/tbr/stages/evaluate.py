@@ -102,8 +102,9 @@ def evaluate_run(root: Path, out_dir: Path, labels: Sequence[str], eval_rows: li
               for lab in labels}
     models, primary = _rates(judged, prompts, cfg)
     pairs = _pairs(labels, primary, cfg, cells)
-    cell_info = {lab: {"model": c.model, "seed": c.seed, "source": c.source, "gamma": c.gamma}
-                 for lab, c in cells.items()}
+    # "benign" only where a cell has benign rows, so runs without that axis keep byte-identical metrics
+    cell_info = {lab: {"model": c.model, "seed": c.seed, "source": c.source, "gamma": c.gamma,
+                       **({"benign": c.benign} if c.benign else {})} for lab, c in cells.items()}
     agreement, disagreements = judge_agreement(judged, cfg.judge.primary)
     write_jsonl(Path(out_dir) / "disagreements.jsonl", disagreements)
     sampling_file = root / "data" / "sampling.json"
