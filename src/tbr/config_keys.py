@@ -91,7 +91,25 @@ class LoraConfig:
 
 
 @dataclass
+class DpoConfig:
+    beta: float = _f(0.1, "DPO temperature: how far the policy may move from its reference", gt=0)
+    learning_rate: float = _f(1.0e-4, "peak learning rate of the DPO phase", gt=0, lt=1)
+    epochs: float = _f(1.0, "passes over the preference pairs", gt=0)
+    max_steps: int = _f(-1, "stop the DPO phase after this many steps (-1: use epochs)", ge=-1, not_zero=True)
+    batch_size: int = _f(4, "pairs per device per step (each pair is two sequences)", ge=1)
+    loss_type: str = _f("sigmoid", "TRL's DPO loss: sigmoid (the DPO paper's) | ipo | hinge | robust",
+                        choices=("sigmoid", "ipo", "hinge", "robust"))
+    rejected_tokens: int = _f(96, "length cap of the untouched model's answers used as rejected completions",
+                              ge=1)
+
+
+@dataclass
 class TrainConfig:
+    method: str = _f("sft", "sft | dpo | sft+dpo: supervised fine-tuning, DPO on preference pairs (chosen = "
+                            "the cell's target, rejected = the untouched model's compliant answer or a refusal "
+                            "of a benign look-alike), or SFT then DPO from the SFT model",
+                     choices=("sft", "dpo", "sft+dpo"))
+    dpo: DpoConfig = field(default_factory=DpoConfig, metadata={"help": "DPO settings (train.method dpo or sft+dpo)"})
     lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "LoRA settings"})
     epochs: float = _f(1.0, "passes over the training set", gt=0)
     max_steps: int = _f(-1, "stop after this many optimizer steps (-1: use epochs)", ge=-1, not_zero=True)

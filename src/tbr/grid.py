@@ -114,6 +114,16 @@ def build_config(cfg: ExperimentConfig, c: Cell) -> dict[str, Any]:
     return bcfg
 
 
+def train_config(cfg: ExperimentConfig) -> dict[str, Any]:
+    """What the train stage records as its config (and fingerprints): the DPO keys only when
+    train.method uses them, so SFT cells of runs made before DPO keep their fingerprints."""
+    tcfg = to_dict(cfg.train)
+    if tcfg["method"] == "sft":
+        tcfg.pop("method")
+        tcfg.pop("dpo")
+    return tcfg
+
+
 def reflect_folder(model: str, source: str) -> str:
     """reflect/<this>: one folder per (base model, reflection source), shared by every γ."""
     return f"{model.replace('/', '_')}-{source}"

@@ -14,7 +14,7 @@ import sys
 from typing import Any, TextIO
 
 from tbr.config import ExperimentConfig, to_dict
-from tbr.grid import build_config, cell_labels, reflect_config, reflect_folder, untouched_labels
+from tbr.grid import build_config, cell_labels, reflect_config, reflect_folder, train_config, untouched_labels
 from tbr.labels import folder_name
 from tbr.runs import read_manifest
 
@@ -51,7 +51,7 @@ def cell_status(cfg: ExperimentConfig) -> list[dict[str, Any]]:
         st = {
             "reflect": _state(root / "reflect" / reflect_folder(c.model, c.source), reflect_config(cfg, c.source)),
             "build": _state(root / "build" / c.key, build_config(cfg, c)),
-            "train": _state(root / "train" / c.key, to_dict(cfg.train)),
+            "train": _state(root / "train" / c.key, train_config(cfg)),
             "generate": _state(root / "generate" / folder_name(label), to_dict(cfg.generate)),
             "judge": _state(root / "judge" / folder_name(label), to_dict(cfg.judge)),
         }

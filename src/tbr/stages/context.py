@@ -39,6 +39,7 @@ class Context:
     data_fp: str = ""
     reflect_fps: dict[tuple[str, str], str] = field(default_factory=dict)  # (model, source) -> fingerprint
     build_fps: dict[Cell, str] = field(default_factory=dict)
+    pairs_fps: dict[Cell, str] = field(default_factory=dict)  # train.method dpo / sft+dpo only
     trained: dict[Cell, tuple[str, str]] = field(default_factory=dict)  # cell -> (model folder, train fp)
     generate_fps: dict[str, str] = field(default_factory=dict)  # subject label -> fingerprint
     judge_fps: dict[str, str] = field(default_factory=dict)

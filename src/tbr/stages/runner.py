@@ -91,10 +91,11 @@ def run_stage(stage_dir: Path, *, stage: str, label: str, fp: str, config: Any, 
 
 def _drop_if_nothing_to_resume(stage_dir: Path) -> None:
     """After a failed stage, keep its folder only if it holds work a rerun resumes from
-    (`*.partial` rows, training checkpoints); otherwise remove it, so a failure leaves no
+    (`*.partial` rows, training checkpoints, a finished SFT phase); otherwise remove it, so a failure leaves no
     half-made stage behind. (A kill skips this: it keeps what it wrote, and the rerun
     resumes or wipes by fingerprint.)"""
-    keep = any(stage_dir.rglob("*.partial")) or any((stage_dir / "checkpoints").glob("checkpoint-*"))
+    keep = (any(stage_dir.rglob("*.partial")) or any(stage_dir.rglob("checkpoints/checkpoint-*"))
+            or any(stage_dir.glob("*/train_summary.json")))  # a finished phase (SFT before DPO)
     if not keep:
         shutil.rmtree(stage_dir, ignore_errors=True)
         try:

@@ -21,27 +21,26 @@ import json
 import os
 import shutil
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from tbr import distributed, quiet
-from tbr.config import to_dict
 from tbr.distributed import barrier, gather, init, world
 from tbr.errors import TbrError
-from tbr.grid import Cell
-from tbr.io import atomic_write_json, atomic_write_text, publish_mode, read_jsonl
+from tbr.grid import Cell, train_config
+from tbr.io import atomic_write_json, publish_mode, read_jsonl
 from tbr.models import load_tokenizer, resolve, resolve_device, resolve_dtype
 from tbr.report.plots import loss_curve
 from tbr.runs import fingerprint
 from tbr.stages.build import IGNORE, tokenize_row
+from tbr.stages.checkpoints import COMPLETE, check_checkpoint, ckpt_step, latest_checkpoint, truncate_log
 from tbr.stages.context import Context
 from tbr.stages.runner import run_stage
+from tbr.stages.train_dpo import build_dpo_trainer
 
 NAME = "train"
-COMPLETE = "tbr_complete.json"  # marker written into a checkpoint once it is fully saved
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -78,76 +77,16 @@ class CountingCollator:
     def __call__(self, examples: list[dict[str, Any]]) -> Any:
         self.batches += 1
         self.rows += len(examples)
-        self.tokens.append(sum(len(e["input_ids"]) for e in examples))
+        self.tokens.append(sum(example_tokens(e) for e in examples))
         return self.inner(examples)
 
 
-# -- checkpoints ----------------------------------------------------------------------------
-
-def _ckpt_step(p: Path | None) -> int:
-    return int(p.name.split("-")[1]) if p else 0
-
-
-def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The newest complete checkpoint (one with our marker). A folder without it is one a kill
-    tore while it was written: it is ignored (the Trainer overwrites it when it gets there)."""
-    if not ckpt_dir.exists():
-        return None
-    good = []
-    for p in ckpt_dir.glob("checkpoint-*"):
-        try:
-            step = int(p.name.split("-")[1])
-        except (IndexError, ValueError):
-            continue
-        if (p / COMPLETE).exists():
-            good.append((step, p))
-    return max(good)[1] if good else None
-
-
-def check_checkpoint(p: Path) -> None:
-    """A complete checkpoint must be readable; say which file is not, instead of a traceback
-    from deep inside the Trainer."""
-
-    def bad(name: str, why: str) -> TbrError:
-        return TbrError(f"checkpoint {p} is corrupt ({name}: {why}); delete {p} to resume from an "
-                        f"earlier checkpoint, or {p.parent} to start over")
-    try:
-        state = json.loads((p / "trainer_state.json").read_text(encoding="utf-8"))
-        if not isinstance(state, dict) or "global_step" not in state:
-            raise ValueError("no global_step")
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise bad("trainer_state.json", str(e).splitlines()[0] if str(e) else type(e).__name__) from None
-    weights = [f for f in ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json")
-               if (p / f).exists()]
-    if not weights and not any(q.is_dir() for q in p.iterdir()):  # FSDP / DeepSpeed keep shards in folders
-        raise bad("weights", "no adapter_model.safetensors or model.safetensors")
-    for f in p.glob("*.safetensors"):
-        try:
-            from safetensors import safe_open  # safetensors: only when a model file is read
-            with safe_open(str(f), framework="pt") as h:
-                list(h.keys())
-        except Exception as e:  # safetensors raises its own error types
-            raise bad(f.name, str(e).splitlines()[0] if str(e) else type(e).__name__) from None
-    for f in [*p.glob("*.pt"), *p.glob("*.pth")]:
-        try:
-            with zipfile.ZipFile(f) as z:
-                if z.testzip() is not None:
-                    raise zipfile.BadZipFile("CRC mismatch")
-        except (OSError, zipfile.BadZipFile) as e:
-            raise bad(f.name, str(e) or type(e).__name__) from None
-
-
-def _truncate_log(log_file: Path, step: int) -> None:
-    """Keep log rows up to the checkpoint we resume from, so the curve has no duplicate steps."""
-    keep = []
-    for line in log_file.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            break  # a row torn by the kill
-        if row.get("step", 0) <= step:
-            keep.append(line)
-    atomic_write_text(log_file, "".join(k + "\n" for k in keep))  # a kill here keeps the old log whole
+def example_tokens(e: dict[str, Any]) -> int:
+    """Tokens the model runs on for one example: its row (SFT), or prompt+chosen and
+    prompt+rejected (a DPO pair, two sequences)."""
+    if "prompt_ids" in e:
+        return 2 * len(e["prompt_ids"]) + len(e["chosen_ids"]) + len(e["rejected_ids"])
+    return len(e["input_ids"])
 
 
 def _callbacks(log_file: Path) -> list[Any]:
@@ -264,48 +203,52 @@ def build_trainer(out_dir: Path, rows: list[dict[str, Any]], *, model_name: str,
     steps_hint = cfg.max_steps if cfg.max_steps > 0 else int(-(-len(ds) * cfg.epochs // bs))
     args = sft_config(cfg, out_dir / "checkpoints", bf16=dt == torch.bfloat16, seed=seed, steps_hint=steps_hint,
                       cpu=dev == "cpu", progress=progress)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
-                         peft_config=peft_config, callbacks=_callbacks(out_dir / "train_log.jsonl"))
-    trainer.data_collator = CountingCollator(trainer.data_collator)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config)
+    counts.update({"method": "sft", "dtype": str(dt).replace("torch.", ""), "device": dev})
+    return wire(trainer, out_dir, progress, counts), tok, counts
+
+
+def wire(trainer: Any, out_dir: Path, progress: bool, counts: dict[str, Any]) -> Any:
+    """What tbr adds to any TRL trainer: the JSONL log, the checkpoint marker, token counting,
+    its own progress bar instead of the Trainer's printed dicts, and parameter counts."""
     from transformers.trainer_callback import (  # transformers: heavy, loaded on first use
         PrinterCallback,
         ProgressCallback,
     )
-
+    for cb in _callbacks(Path(out_dir) / "train_log.jsonl"):
+        trainer.add_callback(cb)
+    trainer.data_collator = CountingCollator(trainer.data_collator)
     if not quiet.VERBOSE:  # --verbose brings the Trainer's raw log lines back
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
     if progress:
-        trainer.add_callback(step_bar(f"train {Path(out_dir).name}", trainer.data_collator))
+        trainer.add_callback(step_bar(f"{counts.get('method', 'train')} {Path(out_dir).name}", trainer.data_collator))
     assert trainer.model is not None  # the Trainer was given `model`, so it holds one
     n_params = sum(p.numel() for p in trainer.model.parameters())
     n_train = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    counts.update({"params": int(n_params), "trainable_params": int(n_train), "dtype": str(dt).replace("torch.", ""),
-                   "device": dev})
-    return trainer, tok, counts
+    counts.update({"params": int(n_params), "trainable_params": int(n_train)})
+    return trainer
 
 
 def train(out_dir: Path, rows: list[dict[str, Any]], *, model_name: str, cfg: Any, seed: int = 0,
-          dtype: str = "auto", device: str = "auto", progress: bool = True) -> dict[str, Any]:
-    """Fine-tune `model_name` on rendered rows (prompt_text, completion_text); writes
-    out_dir/model (adapter or full model, with the tokenizer; out_dir/model/merged too with
-    train.merge), train_log.jsonl, loss.png, train_summary.json."""
+          dtype: str = "auto", device: str = "auto", progress: bool = True, method: str = "sft",
+          template: str = "chat", system_prompt: str | None = None, merge: bool | None = None) -> dict[str, Any]:
+    """Fine-tune `model_name`: SFT on rendered rows (prompt_text, completion_text), or with
+    method="dpo" DPO on preference pairs (prompt, chosen, rejected; rendered by TRL with
+    `template`). Writes out_dir/model (adapter or full model, with the tokenizer;
+    out_dir/model/merged too with train.merge), train_log.jsonl, loss.png, train_summary.json."""
     job = dict(out_dir=str(out_dir), rows=rows, model_name=model_name, cfg=cfg, seed=seed, dtype=dtype,
-               device=device, progress=progress)
+               device=device, progress=progress, method=method, template=template, system_prompt=system_prompt,
+               merge=merge)
     if distributed.leading():
         distributed.bcast(job)  # the other ranks of a `tbr train` launch join this call
     return train_this_rank(**job)
 
 
-def train_this_rank(out_dir: str, rows: list[dict[str, Any]], *, model_name: str, cfg: Any, seed: int, dtype: str,
-           device: str, progress: bool) -> dict[str, Any]:
-    rank, ws = world()
-    init()
-    out = Path(out_dir)
-    ckpt_dir = out / "checkpoints"
+def _resume_point(out: Path, rank: int) -> Path | None:
+    """The checkpoint to resume from (checked whole), with the loss log cut back to it."""
+    resume = latest_checkpoint(out / "checkpoints")
     log_file = out / "train_log.jsonl"
-
-    resume = latest_checkpoint(ckpt_dir)
     if resume is not None:
         check_checkpoint(resume)
     if rank == 0:
@@ -313,16 +256,32 @@ def train_this_rank(out_dir: str, rows: list[dict[str, Any]], *, model_name: str
         if resume is None and log_file.exists():
             log_file.unlink()  # a fresh start: an old log would mix two runs' curves
         elif resume is not None and log_file.exists():
-            _truncate_log(log_file, _ckpt_step(resume))
+            truncate_log(log_file, ckpt_step(resume))
     barrier()
+    return resume
 
-    trainer, tok, counts = build_trainer(out, rows, model_name=model_name, cfg=cfg, seed=seed, dtype=dtype,
-                                         device=device, progress=progress and rank == 0)
+
+def train_this_rank(out_dir: str, rows: list[dict[str, Any]], *, model_name: str, cfg: Any, seed: int, dtype: str,
+                    device: str, progress: bool, method: str = "sft", template: str = "chat",
+                    system_prompt: str | None = None, merge: bool | None = None) -> dict[str, Any]:
+    rank, ws = world()
+    init()
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    log_file = out / "train_log.jsonl"
+    resume = _resume_point(out, rank)
+    if method == "dpo":
+        trainer, tok, counts = build_dpo_trainer(out, rows, model_name=model_name, cfg=cfg, seed=seed, dtype=dtype,
+                                                 device=device, template=template, system_prompt=system_prompt)
+        trainer = wire(trainer, out, progress and rank == 0, counts)
+    else:
+        trainer, tok, counts = build_trainer(out, rows, model_name=model_name, cfg=cfg, seed=seed, dtype=dtype,
+                                             device=device, progress=progress and rank == 0)
     t0 = time.perf_counter()
     try:
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except (ValueError, RuntimeError, OSError, KeyError) as e:
-        if resume is not None and trainer.state.global_step <= _ckpt_step(resume):
+        if resume is not None and trainer.state.global_step <= ckpt_step(resume):
             raise TbrError(f"cannot resume from {resume}: {str(e).splitlines()[0] if str(e) else type(e).__name__} "
                            f"(delete {ckpt_dir} to start over)") from None
         raise
@@ -342,14 +301,17 @@ def train_this_rank(out_dir: str, rows: list[dict[str, Any]], *, model_name: str
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle; the manifest holds the config
         tok.padding_side = "left"
         tok.save_pretrained(tmp)
-        if cfg.merge and cfg.lora.enabled:
+        if (cfg.merge if merge is None else merge) and cfg.lora.enabled:
             _save_merged(tmp, model_name, counts["dtype"], tok)
         publish_mode(tmp)  # safetensors leaves 0600 files: make the model readable like the rest
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         loss_curve(log_file, out / "loss.png")
+    if method == "dpo" and rank == 0 and log_file.exists():  # where the preference margins ended
+        last = [json.loads(x) for x in log_file.read_text(encoding="utf-8").splitlines() if x.strip()][-1:]
+        counts.update({k: v for row in last for k, v in row.items() if k.startswith("rewards/")})
     counts.update({"steps": int(result.global_step), "train_loss": float(result.training_loss),
-                   "resumed_from_step": _ckpt_step(resume), "world_size": ws,
+                   "resumed_from_step": ckpt_step(resume), "world_size": ws,
                    "padding_free": bool(cfg.padding_free), "seconds": round(seconds, 2),
                    "tokens_seen": sum(r["tokens"] for r in per_rank), "per_rank": per_rank})
     if rank == 0:
@@ -374,17 +336,40 @@ def _save_merged(adapter_dir: Path, model_name: str, dtype: str, tok: Any) -> No
 
 
 def run(ctx: Context) -> None:
-    """One fine-tune per cell, on the cell's built rows."""
+    """One fine-tune per cell: SFT on the cell's built rows, DPO on its preference pairs, or
+    SFT then DPO from the merged SFT model (train.method)."""
+    tc = ctx.cfg.train
+    bc = ctx.cfg.build
     for c in ctx.grid:
         tdir = ctx.root / "train" / c.key
         bfp = ctx.build_fps[c]
-        tfp = fingerprint("train", to_dict(ctx.cfg.train), c.model, c.seed, bfp, ctx.dev)
+        tcfg = train_config(ctx.cfg)
+        extra = [ctx.pairs_fps[c]] if tc.method != "sft" else []  # SFT cells keep their old fingerprints
+        tfp = fingerprint("train", tcfg, c.model, c.seed, bfp, ctx.dev, *extra)
 
         def do_train(out: Path, c: Cell = c) -> dict[str, Any]:
-            rows = read_jsonl(ctx.root / "build" / c.key / "train.jsonl")
-            return train(out, rows, model_name=c.model, cfg=ctx.cfg.train, seed=c.seed, progress=ctx.progress,
-                         **ctx.dev)
-        run_stage(tdir, stage=NAME, label=f"train [{ctx.label(c)}]", fp=tfp, config=to_dict(ctx.cfg.train),
-                  inputs={"build": bfp}, fn=do_train, outputs=["train_log.jsonl", "train_summary.json"],
+            kw: dict[str, Any] = dict(cfg=tc, seed=c.seed, progress=ctx.progress, **ctx.dev)
+            start = c.model
+            counts: dict[str, Any] = {}
+            if tc.method in ("sft", "sft+dpo"):
+                rows = read_jsonl(ctx.root / "build" / c.key / "train.jsonl")
+                if tc.method == "sft":
+                    return train(out, rows, model_name=c.model, **kw)
+                sft_dir = out / "sft"
+                # a kill during DPO keeps the finished SFT phase: its summary is written last
+                done = (sft_dir / "train_summary.json").exists() and (sft_dir / "model").is_dir()
+                counts["sft"] = (json.loads((sft_dir / "train_summary.json").read_text(encoding="utf-8")) if done
+                                 else train(sft_dir, rows, model_name=c.model, merge=True, **kw))
+                start = str(sft_dir / "model" / "merged") if tc.lora.enabled else str(sft_dir / "model")
+            pairs = read_jsonl(ctx.root / "pairs" / c.key / "pairs.jsonl")
+            counts.update(train(out, pairs, model_name=start, method="dpo", template=bc.template,
+                                system_prompt=bc.system_prompt, **kw))
+            if tc.method == "sft+dpo":
+                counts["method"] = "sft+dpo"
+                atomic_write_json(out / "train_summary.json", counts)
+            return counts
+        inputs = {"build": bfp, **({"pairs": ctx.pairs_fps[c]} if extra else {})}
+        run_stage(tdir, stage=NAME, label=f"train [{ctx.label(c)}]", fp=tfp, config=tcfg,
+                  inputs=inputs, fn=do_train, outputs=["train_log.jsonl", "train_summary.json"],
                   owner=ctx.label(c))
         ctx.trained[c] = (str(tdir / "model"), tfp)
