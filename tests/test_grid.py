@@ -11,6 +11,7 @@ import pytest
 from conftest import tiny_overrides
 from tbr.config import load_config
 from tbr.pipeline import run
+from tbr.seeds import seed_interval
 
 pytestmark = pytest.mark.slow
 
@@ -67,4 +68,27 @@ def test_across_seed_aggregation_by_hand(grid):
     report = (root / "report.md").read_text()
     r = agg[(a, 1.0, "safe")]
     assert r["name"] == "alpha:tbr"
-    assert f"| alpha:tbr | builtin | 1.00 | safe | 2 | {r['mean']:.3f} [{r['min']:.3f}, {r['max']:.3f}] |" in report
+    ci = seed_interval([r["per_seed"]["0"], r["per_seed"]["1"]])["ci"]
+    assert r["ci"] == ci
+    assert (f"| alpha:tbr | builtin | 1.00 | safe | 2 | {r['mean']:.3f} [{r['min']:.3f}, {r['max']:.3f}] | "
+            f"[{ci[0]:.3f}, {ci[1]:.3f}] |") in report
+
+
+def test_tbr_minus_baseline_pooled_over_seeds(grid):
+    """Per model, one pooled row per prompt label for baseline vs TBR (and untouched vs each
+    fine-tune), built from that model's two seeds and nothing else."""
+    root, m, _, _ = grid
+    pooled = {(p["a"], p["b"], p["prompt_label"]): p for p in m["paired_across_seeds"]}
+    for x in ("alpha", "beta"):
+        for pl in ("safe", "unsafe"):
+            p = pooled[(f"{x}:baseline", f"{x}:tbr", pl)]
+            assert p["seed_list"] == [0, 1] and p["pairs"] == [[f"{x}:baseline-s{s}", f"{x}:tbr-s{s}"] for s in (0, 1)]
+            per = [q["diff"] for s in (0, 1) for q in m["paired"]
+                   if (q["a"], q["b"], q["prompt_label"]) == (f"{x}:baseline-s{s}", f"{x}:tbr-s{s}", pl)]
+            assert p["per_seed"] == per and p["diff"] == pytest.approx(sum(per) / 2)
+            assert p["ci"][0] <= p["diff"] <= p["ci"][1]
+            assert (f"{x}:untouched", f"{x}:tbr", pl) in pooled
+    assert len(m["paired_across_seeds"]) == 2 * 3 * 2  # models x (base-tbr, untouched-base, untouched-tbr) x label
+    report = (root / "report.md").read_text()
+    p = pooled[("alpha:baseline", "alpha:tbr", "safe")]
+    assert f"| alpha:baseline | alpha:tbr | safe (n={p['n']}) | 2 |" in report

@@ -84,6 +84,41 @@ def paired_bootstrap(a: Mapping[str, str], b: Mapping[str, str], n_boot: int = 1
     return {"n": n, "diff": diff, "ci": [lo, hi]}
 
 
+def pooled_paired_bootstrap(per_seed: Sequence[tuple[Mapping[str, str], Mapping[str, str]]], n_boot: int = 1000,
+                            seed: int = 0) -> dict[str, Any]:
+    """b minus a pooled over seeds: per_seed holds one (a, b) pair of prompt -> label maps per seed
+    (a seed's baseline and its TBR model). The estimate is the mean over seeds of each seed's
+    paired difference (every training run weighs the same). The 95% interval is a two-stage
+    percentile bootstrap: draw seeds with replacement, then prompts with replacement inside each
+    drawn seed, so it carries the run-to-run spread as well as the prompt sampling. With one seed
+    it is exactly `paired_bootstrap`."""
+    if len(per_seed) == 1:
+        one = paired_bootstrap(*per_seed[0], n_boot=n_boot, seed=seed)
+        return one | {"seeds": 1, "per_seed": [one["diff"]]}
+    ds = []
+    for a, b in per_seed:
+        keys = sorted(k for k in a.keys() & b.keys() if a[k] not in UNDECIDED and b[k] not in UNDECIDED)
+        if keys:
+            ds.append([(b[k] == "full_compliance") - (a[k] == "full_compliance") for k in keys])
+    if not ds:
+        return {"n": 0, "diff": None, "ci": [None, None], "seeds": 0, "per_seed": []}
+    per = [sum(d) / len(d) for d in ds]
+    k = len(ds)
+    rng = random.Random(seed)
+    boots = []
+    for _ in range(n_boot):
+        total = 0.0
+        for _ in range(k):
+            d = ds[rng.randrange(k)]
+            n = len(d)
+            total += sum(d[rng.randrange(n)] for _ in range(n)) / n
+        boots.append(total / k)
+    boots.sort()
+    lo = boots[int(math.floor(0.025 * (n_boot - 1)))]
+    hi = boots[int(math.ceil(0.975 * (n_boot - 1)))]
+    return {"n": sum(len(d) for d in ds), "diff": sum(per) / k, "ci": [lo, hi], "seeds": k, "per_seed": per}
+
+
 # -- lm-evaluation-harness results (general.json) ------------------------------------------
 
 # preferred headline metric of a task, first match wins (see primary_metric)

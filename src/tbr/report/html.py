@@ -113,15 +113,35 @@ def _group_name(key: tuple[str, int], groups: Mapping) -> str:
     return " ".join(parts)
 
 
+def _seed_series(m: Mapping[str, Any], mode: str) -> dict[str, list]:
+    """γ curves over seeds: one curve per model, reflection source and benign share, through
+    the seed mean, with the seeds' range as its band; γ=0 is each model's baseline."""
+    agg = [a for a in m["across_seeds"] if a["mode"] == mode and a["mean"] is not None]
+    models = sorted({a["model"] for a in agg})
+    series: dict[str, list] = {}
+    for model in models:
+        mine = [a for a in agg if a["model"] == model]
+        for src, b in sorted({(a["source"], a.get("benign", 0.0)) for a in mine if a["source"] != "none"}):
+            name = f"{src}+benign{b:g}" if b else src
+            for pl in ("safe", "unsafe"):
+                pts = [(a["gamma"], a["mean"], [a["min"], a["max"]]) for a in mine if a["prompt_label"] == pl and (
+                    (a["source"] == "none" and a["gamma"] == 0.0) or (a["source"] == src and a.get("benign", 0.0) == b))]
+                if pts:
+                    prefix = model.split("/")[-1] if len(models) > 1 else ""
+                    series[" ".join(x for x in (prefix, name, pl, "(seed mean)") if x)] = pts
+    return series
+
+
 def gamma_section(root: Path, m: Mapping[str, Any]) -> str:
     cells = m.get("cells") or {}
     if len({c["gamma"] for c in cells.values()}) < 2:
         return ""
     groups = _groups(cells)
     figs = []
+    by_seed = bool(m.get("across_seeds"))
     for mode in m["modes"]:
-        series: dict[str, list] = {}
-        for gk, members in groups.items():
+        series: dict[str, list] = _seed_series(m, mode) if by_seed else {}
+        for gk, members in ({} if by_seed else groups).items():
             gname = _group_name(gk, groups)
             base = [lab for lab, c in members.items() if c["gamma"] == 0.0]
             for src, b in sorted({(c["source"], c.get("benign", 0.0)) for c in members.values()
@@ -141,8 +161,10 @@ def gamma_section(root: Path, m: Mapping[str, Any]) -> str:
             png = plots.gamma_curve(series, root / f"gamma_{mode}.png",
                                     title=f"compliance vs γ ({m['primary_judge']} judge, mode {mode})")
             figs.append(img_tag(png, f"gamma curve, mode {mode}"))
+    bands = ("Lines: mean over seeds; shaded bands: the range over seeds (min to max)" if by_seed
+             else "Shaded bands: Wilson 95% intervals")
     note = ("Compliance on safe prompts should rise with γ (the paper: XSTest-SAFE .74 → .92 on Llama-2-7B) while "
-            "compliance on unsafe prompts stays near 0. Shaded bands: Wilson 95% intervals; γ=0 is the shared baseline.")
+            f"compliance on unsafe prompts stays near 0. {bands}; γ=0 is the shared baseline.")
     return section("gamma", "γ curves", "".join(figs), note) if figs else ""
 
 

@@ -192,12 +192,24 @@ def _across_seeds(m: dict[str, Any], mode: str) -> list[str]:
     agg = [a for a in m.get("across_seeds", []) if a["mode"] == mode]
     if not agg:
         return []
-    lines = ["### Across seeds (primary judge CR: mean [min, max] over seeds)", "",
-             "| cell | source | γ | prompts | seeds | mean [min, max] |", "|---|---|---|---|---|---|"]
+    lines = ["### Across seeds (primary judge CR: mean [min, max] over seeds; 95% t-interval of the mean over seeds)",
+             "", "| cell | source | γ | prompts | seeds | mean [min, max] | across-seed 95% CI |",
+             "|---|---|---|---|---|---|---|"]
     for a in agg:
         v = "n/a" if a["mean"] is None else f"{a['mean']:.3f} [{a['min']:.3f}, {a['max']:.3f}]"
+        ci = a.get("ci") or [None, None]
+        c = "n/a" if ci[0] is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
         lines.append(f"| {a['name']} | {a['source']} | {a['gamma']:.2f} | {a['prompt_label']} | "
-                     f"{a['seeds']} | {v} |")
+                     f"{a['seeds']} | {v} | {c} |")
+    pooled = [p for p in m.get("paired_across_seeds", []) if p["mode"] == mode]
+    if pooled:
+        lines += ["", "### Paired differences pooled over seeds (b minus a: mean over seeds of each seed's paired "
+                  "difference; 95% CI from a bootstrap of seeds, then of prompts within each seed)", "",
+                  "| a | b | prompts | seeds | per seed | CR difference |", "|---|---|---|---|---|---|"]
+        for p in pooled:
+            d = "n/a" if p["diff"] is None else f"{p['diff']:+.3f} [{p['ci'][0]:+.2f}, {p['ci'][1]:+.2f}]"
+            per = ", ".join(f"{x:+.3f}" for x in p["per_seed"] if x is not None)
+            lines.append(f"| {p['a']} | {p['b']} | {p['prompt_label']} (n={p['n']}) | {p['seeds']} | {per} | {d} |")
     return [*lines, ""]
 
 

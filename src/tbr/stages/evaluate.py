@@ -20,7 +20,7 @@ from tbr.judges.evaluation import VALIDATION, to_binary
 from tbr.labels import folder_name
 from tbr.metrics import breakdown, paired_bootstrap
 from tbr.runs import fingerprint
-from tbr.seeds import aggregate_seeds
+from tbr.seeds import aggregate_seeds, pool_across_seeds
 from tbr.stages.context import Context
 from tbr.stages.runner import run_stage
 
@@ -120,6 +120,9 @@ def evaluate_run(root: Path, out_dir: Path, labels: Sequence[str], eval_rows: li
         metrics["truncation"] = truncation
     if len(cfg.seed) > 1:
         metrics["across_seeds"] = aggregate_seeds(metrics)
+        # seeds are training runs: a claim about TBR pools them, prompts resampled within each seed
+        metrics["paired_across_seeds"] = pool_across_seeds(cell_info, pairs, primary, cfg.evaluate.bootstrap,
+                                                           seed=cfg.seed[0])
     atomic_write_json(Path(out_dir) / "metrics.json", metrics)
     return {"models": len(labels), "pairs": len(pairs)}
 
