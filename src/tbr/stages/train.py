@@ -35,7 +35,14 @@ from tbr.models import load_tokenizer, resolve, resolve_device, resolve_dtype
 from tbr.report.plots import loss_curve
 from tbr.runs import fingerprint
 from tbr.stages.build import IGNORE, tokenize_row
-from tbr.stages.checkpoints import COMPLETE, check_checkpoint, ckpt_step, latest_checkpoint, truncate_log
+from tbr.stages.checkpoints import (
+    COMPLETE,
+    check_checkpoint,
+    ckpt_step,
+    latest_checkpoint,
+    shared_trainer_args,
+    truncate_log,
+)
 from tbr.stages.context import Context
 from tbr.stages.runner import run_stage
 from tbr.stages.train_dpo import build_dpo_trainer
@@ -157,18 +164,13 @@ def step_bar(label: str, collator: CountingCollator) -> Any:
 def sft_config(t: Any, out: Path, *, bf16: bool, seed: int, steps_hint: int, cpu: bool, progress: bool) -> Any:
     from trl import SFTConfig  # trl: heavy, loaded on first use
     return SFTConfig(
-        output_dir=str(out),
+        **shared_trainer_args(t, out, bf16=bf16, seed=seed, steps_hint=steps_hint, cpu=cpu),
         num_train_epochs=t.epochs, max_steps=t.max_steps, learning_rate=t.learning_rate,
-        per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
-        warmup_steps=max(0, int(round(t.warmup_ratio * steps_hint))), lr_scheduler_type="cosine",
-        logging_steps=1, save_steps=t.save_steps, save_total_limit=2,
-        bf16=bf16, gradient_checkpointing=t.gradient_checkpointing,
+        per_device_train_batch_size=t.batch_size,
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         # rows come truncated by tokenize_row; padding-free insists on max_length=None
         max_length=None if t.padding_free else t.max_length, padding_free=t.padding_free,
-        report_to=[r for r in getattr(t, "report_to", []) if r != "none"], seed=seed, data_seed=seed, use_cpu=cpu, ddp_backend="gloo" if cpu and world()[1] > 1 else None,
-        dataloader_num_workers=0, dataloader_pin_memory=not cpu, remove_unused_columns=False,
-        disable_tqdm=True,  # tbr draws its own bar (step_bar); the Trainer's prints raw log dicts
+        remove_unused_columns=False,
     )
 
 

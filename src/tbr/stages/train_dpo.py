@@ -16,6 +16,7 @@ from tbr.distributed import world
 from tbr.errors import TbrError
 from tbr.models import load_tokenizer, resolve, resolve_device, resolve_dtype
 from tbr.prompts import alpaca_prompt
+from tbr.stages.checkpoints import shared_trainer_args
 
 
 def dpo_example(pair: dict[str, Any], template: str = "chat", system_prompt: str | None = None) -> dict[str, Any]:
@@ -33,17 +34,9 @@ def dpo_config(t: Any, out: Path, *, bf16: bool, seed: int, steps_hint: int, cpu
 
     d = t.dpo
     return DPOConfig(
-        output_dir=str(out),
+        **shared_trainer_args(t, out, bf16=bf16, seed=seed, steps_hint=steps_hint, cpu=cpu),
         num_train_epochs=d.epochs, max_steps=d.max_steps, learning_rate=d.learning_rate,
-        per_device_train_batch_size=d.batch_size, gradient_accumulation_steps=t.grad_accum,
-        warmup_steps=max(0, int(round(t.warmup_ratio * steps_hint))), lr_scheduler_type="cosine",
-        logging_steps=1, save_steps=t.save_steps, save_total_limit=2,
-        bf16=bf16, gradient_checkpointing=t.gradient_checkpointing,  # TRL's default is on: slower on CPU
-        beta=d.beta, loss_type=[d.loss_type], max_length=t.max_length,
-        report_to=[r for r in t.report_to if r != "none"], seed=seed, data_seed=seed, use_cpu=cpu,
-        ddp_backend="gloo" if cpu and world()[1] > 1 else None,
-        dataloader_num_workers=0, dataloader_pin_memory=not cpu,
-        disable_tqdm=True,  # tbr draws its own bar
+        per_device_train_batch_size=d.batch_size, beta=d.beta, loss_type=[d.loss_type], max_length=t.max_length,
     )
 
 
