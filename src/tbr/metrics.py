@@ -69,19 +69,26 @@ def paired_bootstrap(a: Mapping[str, str], b: Mapping[str, str], n_boot: int = 1
                      seed: int = 0) -> dict[str, Any]:
     """Difference in compliance rate, b minus a, over prompts judged (not unparsed/uncertain) for both,
     with a percentile bootstrap 95% interval that resamples prompts (keeping pairs)."""
-    keys = sorted(k for k in a.keys() & b.keys() if a[k] not in UNDECIDED and b[k] not in UNDECIDED)
-    if not keys:
+    d = _paired_diffs(a, b)
+    if not d:
         return {"n": 0, "diff": None, "ci": [None, None]}
-    xa = [1 if a[k] == "full_compliance" else 0 for k in keys]
-    xb = [1 if b[k] == "full_compliance" else 0 for k in keys]
-    d = [y - x for x, y in zip(xa, xb)]
     n = len(d)
-    diff = sum(d) / n
     rng = random.Random(seed)
-    boots = sorted(sum(d[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
-    lo = boots[int(math.floor(0.025 * (n_boot - 1)))]
-    hi = boots[int(math.ceil(0.975 * (n_boot - 1)))]
-    return {"n": n, "diff": diff, "ci": [lo, hi]}
+    boots = [sum(d[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot)]
+    return {"n": n, "diff": sum(d) / n, "ci": _percentile_ci(boots)}
+
+
+def _paired_diffs(a: Mapping[str, str], b: Mapping[str, str]) -> list[int]:
+    """Per prompt judged for both (in id order): 1 if only b complies, -1 if only a, else 0."""
+    keys = sorted(k for k in a.keys() & b.keys() if a[k] not in UNDECIDED and b[k] not in UNDECIDED)
+    return [(b[k] == "full_compliance") - (a[k] == "full_compliance") for k in keys]
+
+
+def _percentile_ci(boots: list[float]) -> list[float]:
+    """The 2.5th and 97.5th percentiles of bootstrap replicates (the outer ranks, rounded outwards)."""
+    boots = sorted(boots)
+    n_boot = len(boots)
+    return [boots[int(math.floor(0.025 * (n_boot - 1)))], boots[int(math.ceil(0.975 * (n_boot - 1)))]]
 
 
 def pooled_paired_bootstrap(per_seed: Sequence[tuple[Mapping[str, str], Mapping[str, str]]], n_boot: int = 1000,
@@ -95,11 +102,7 @@ def pooled_paired_bootstrap(per_seed: Sequence[tuple[Mapping[str, str], Mapping[
     if len(per_seed) == 1:
         one = paired_bootstrap(*per_seed[0], n_boot=n_boot, seed=seed)
         return one | {"seeds": 1, "per_seed": [one["diff"]]}
-    ds = []
-    for a, b in per_seed:
-        keys = sorted(k for k in a.keys() & b.keys() if a[k] not in UNDECIDED and b[k] not in UNDECIDED)
-        if keys:
-            ds.append([(b[k] == "full_compliance") - (a[k] == "full_compliance") for k in keys])
+    ds = [d for d in (_paired_diffs(a, b) for a, b in per_seed) if d]
     if not ds:
         return {"n": 0, "diff": None, "ci": [None, None], "seeds": 0, "per_seed": []}
     per = [sum(d) / len(d) for d in ds]
@@ -113,10 +116,8 @@ def pooled_paired_bootstrap(per_seed: Sequence[tuple[Mapping[str, str], Mapping[
             n = len(d)
             total += sum(d[rng.randrange(n)] for _ in range(n)) / n
         boots.append(total / k)
-    boots.sort()
-    lo = boots[int(math.floor(0.025 * (n_boot - 1)))]
-    hi = boots[int(math.ceil(0.975 * (n_boot - 1)))]
-    return {"n": sum(len(d) for d in ds), "diff": sum(per) / k, "ci": [lo, hi], "seeds": k, "per_seed": per}
+    return {"n": sum(len(d) for d in ds), "diff": sum(per) / k, "ci": _percentile_ci(boots), "seeds": k,
+            "per_seed": per}
 
 
 # -- lm-evaluation-harness results (general.json) ------------------------------------------

@@ -33,13 +33,13 @@ def aggregate_seeds(m: Mapping[str, Any]) -> list[dict[str, Any]]:
                     if o.get("compliance") is not None:
                         per[cells[lab]["seed"]] = o["compliance"]
                 vals = list(per.values())
+                si = seed_interval(vals)
                 stem = re.sub(r"-s\d+$", "", labs[0])  # the cell's label without its seed
                 out.append({"name": stem, "model": model, "source": source, "gamma": gamma,
                             **({"benign": benign} if benign else {}), "mode": mode, "prompt_label": pl,
                             "labels": labs, "per_seed": {str(k): v for k, v in per.items()}, "seeds": len(vals),
-                            "mean": sum(vals) / len(vals) if vals else None,
-                            "min": min(vals) if vals else None, "max": max(vals) if vals else None,
-                            "ci": seed_interval(vals)["ci"]})
+                            "mean": si["mean"], "min": min(vals) if vals else None,
+                            "max": max(vals) if vals else None, "ci": si["ci"]})
     return out
 
 

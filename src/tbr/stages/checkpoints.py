@@ -1,14 +1,12 @@
 """Training checkpoints: which one a resume may start from, whether it is whole, and the loss
-log cut back to it; and the Trainer arguments that SFT and DPO share (so both save and log alike). A kill can tear a checkpoint while the Trainer writes it, so a checkpoint
+log cut back to it. A kill can tear a checkpoint while the Trainer writes it, so a checkpoint
 counts only once tbr's marker is in it (written after the Trainer's save returns)."""
 from __future__ import annotations
 
 import json
 import zipfile
 from pathlib import Path
-from typing import Any
 
-from tbr.distributed import world
 from tbr.errors import TbrError
 from tbr.io import atomic_write_text
 
@@ -79,17 +77,3 @@ def truncate_log(log_file: Path, step: int) -> None:
         if row.get("step", 0) <= step:
             keep.append(line)
     atomic_write_text(log_file, "".join(k + "\n" for k in keep))  # a kill here keeps the old log whole
-
-
-def shared_trainer_args(t: Any, out: Path, *, bf16: bool, seed: int, steps_hint: int, cpu: bool) -> dict[str, Any]:
-    """Arguments SFTConfig and DPOConfig take alike: schedule, checkpointing, logging, devices."""
-    return dict(
-        output_dir=str(out), gradient_accumulation_steps=t.grad_accum,
-        warmup_steps=max(0, int(round(t.warmup_ratio * steps_hint))), lr_scheduler_type="cosine",
-        logging_steps=1, save_steps=t.save_steps, save_total_limit=2,
-        bf16=bf16, gradient_checkpointing=t.gradient_checkpointing,  # set: TRL's DPOConfig default is on, slower on CPU
-        report_to=[r for r in getattr(t, "report_to", []) if r != "none"], seed=seed, data_seed=seed, use_cpu=cpu,
-        ddp_backend="gloo" if cpu and world()[1] > 1 else None,
-        dataloader_num_workers=0, dataloader_pin_memory=not cpu,
-        disable_tqdm=True,  # tbr draws its own bar (step_bar); the Trainer's prints raw log dicts
-    )

@@ -97,6 +97,11 @@ def untouched_answers(out: Path, safety: list[dict[str, Any]], *, model_name: st
             "full_compliance": sum(1 for x in labels if x == "full_compliance")}
 
 
+def rejected_dir(root: Path, model: str) -> Path:
+    """pairs/rejected-<model>: one base model's untouched answers, shared by its cells."""
+    return root / NAME / f"rejected-{model.replace('/', '_')}"
+
+
 def run(ctx: Context) -> None:
     """Nothing under train.method sft; otherwise the untouched answers per base model, then
     each cell's pairs."""
@@ -107,7 +112,7 @@ def run(ctx: Context) -> None:
     judge_cfg = {"primary": cfg.judge.primary, "model": cfg.judge.model, "api_base": cfg.judge.api_base,
                  "api_model": cfg.judge.api_model}
     for model in dict.fromkeys(c.model for c in ctx.grid):
-        rdir = ctx.root / NAME / f"rejected-{model.replace('/', '_')}"
+        rdir = rejected_dir(ctx.root, model)
         rconfig = {"model": model, "max_new_tokens": cfg.train.dpo.rejected_tokens, "template": cfg.build.template,
                    "system_prompt": cfg.build.system_prompt, "judge": judge_cfg}
         rfp = fingerprint("rejected", rconfig, ctx.data_fp, weights_version([cfg.judge.primary]))
@@ -124,8 +129,7 @@ def run(ctx: Context) -> None:
 
         def do_pairs(out: Path, c: Cell = c) -> dict[str, Any]:
             rows = read_jsonl(ctx.root / "build" / c.key / "train.jsonl")
-            rdir = ctx.root / NAME / f"rejected-{c.model.replace('/', '_')}"
-            rejected = {r["id"]: r for r in read_jsonl(rdir / "rejected.jsonl")}
+            rejected = {r["id"]: r for r in read_jsonl(rejected_dir(ctx.root, c.model) / "rejected.jsonl")}
             pairs, counts = preference_pairs(rows, rejected, c.seed)
             write_jsonl(out / "pairs.jsonl", pairs)
             return counts

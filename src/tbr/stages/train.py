@@ -40,12 +40,12 @@ from tbr.stages.checkpoints import (
     check_checkpoint,
     ckpt_step,
     latest_checkpoint,
-    shared_trainer_args,
     truncate_log,
 )
 from tbr.stages.context import Context
 from tbr.stages.runner import run_stage
 from tbr.stages.train_dpo import build_dpo_trainer
+from tbr.stages.trainer_common import lora_config, shared_trainer_args, steps_hint
 
 NAME = "train"
 
@@ -182,7 +182,6 @@ def build_trainer(out_dir: Path, rows: list[dict[str, Any]], *, model_name: str,
     from transformers import AutoModelForCausalLM  # transformers: heavy, loaded on first use
     from trl import SFTTrainer  # trl: heavy, loaded on first use
 
-
     out_dir = Path(out_dir)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
@@ -196,16 +195,11 @@ def build_trainer(out_dir: Path, rows: list[dict[str, Any]], *, model_name: str,
         kw["attn_implementation"] = "sdpa"  # splits the row at position-id restarts: no leaks
     model = AutoModelForCausalLM.from_pretrained(resolve(model_name), **kw)
     model.config.use_cache = False  # a cache would let padding-free samples see each other
-    peft_config = None
-    if cfg.lora.enabled:
-        from peft import LoraConfig  # peft: heavy, loaded on first use
-        peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                                 target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM")
-    bs = cfg.batch_size * cfg.grad_accum * world()[1]
-    steps_hint = cfg.max_steps if cfg.max_steps > 0 else int(-(-len(ds) * cfg.epochs // bs))
-    args = sft_config(cfg, out_dir / "checkpoints", bf16=dt == torch.bfloat16, seed=seed, steps_hint=steps_hint,
+    hint = steps_hint(len(ds), batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, epochs=cfg.epochs,
+                      max_steps=cfg.max_steps)
+    args = sft_config(cfg, out_dir / "checkpoints", bf16=dt == torch.bfloat16, seed=seed, steps_hint=hint,
                       cpu=dev == "cpu", progress=progress)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lora_config(cfg))
     counts.update({"method": "sft", "dtype": str(dt).replace("torch.", ""), "device": dev})
     return wire(trainer, out_dir, progress, counts), tok, counts
 
@@ -342,10 +336,10 @@ def run(ctx: Context) -> None:
     SFT then DPO from the merged SFT model (train.method)."""
     tc = ctx.cfg.train
     bc = ctx.cfg.build
+    tcfg = train_config(ctx.cfg)
     for c in ctx.grid:
         tdir = ctx.root / "train" / c.key
         bfp = ctx.build_fps[c]
-        tcfg = train_config(ctx.cfg)
         extra = [ctx.pairs_fps[c]] if tc.method != "sft" else []  # SFT cells keep their old fingerprints
         tfp = fingerprint("train", tcfg, c.model, c.seed, bfp, ctx.dev, *extra)
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tbr.distributed import world
 from tbr.errors import TbrError
 from tbr.models import load_tokenizer, resolve, resolve_device, resolve_dtype
 from tbr.prompts import alpaca_prompt
-from tbr.stages.checkpoints import shared_trainer_args
+from tbr.stages.trainer_common import lora_config, shared_trainer_args, steps_hint
 
 
 def dpo_example(pair: dict[str, Any], template: str = "chat", system_prompt: str | None = None) -> dict[str, Any]:
@@ -58,16 +57,12 @@ def build_dpo_trainer(out_dir: Path, pairs: list[dict[str, Any]], *, model_name:
     ds = Dataset.from_list([dpo_example(p, template, system_prompt) for p in pairs])
     model = AutoModelForCausalLM.from_pretrained(resolve(model_name), dtype=dt)
     model.config.use_cache = False
-    peft_config = None
-    if cfg.lora.enabled:
-        from peft import LoraConfig  # peft: heavy, loaded on first use
-        peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                                 target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM")
-    bs = cfg.dpo.batch_size * cfg.grad_accum * world()[1]
-    steps_hint = cfg.dpo.max_steps if cfg.dpo.max_steps > 0 else int(-(-len(ds) * cfg.dpo.epochs // bs))
+    d = cfg.dpo
+    hint = steps_hint(len(ds), batch_size=d.batch_size, grad_accum=cfg.grad_accum, epochs=d.epochs,
+                      max_steps=d.max_steps)
     args = dpo_config(cfg, Path(out_dir) / "checkpoints", bf16=dt == torch.bfloat16, seed=seed,
-                      steps_hint=steps_hint, cpu=dev == "cpu")
-    trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=peft_config)
+                      steps_hint=hint, cpu=dev == "cpu")
+    trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lora_config(cfg))
     n = len(trainer.train_dataset)  # type: ignore[arg-type]  # a Dataset: from_list above
     counts = {"method": "dpo", "rows": n, "pairs": len(pairs), "dropped_too_long": len(pairs) - n,
               "safety_pairs": sum(1 for p in pairs if p.get("kind") == "safety"),
