@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo study test test-fast bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: install
 	$(BIN)/tbr run configs/demo.yaml
+
+# The study of issue 18 (hours on a CPU; resumable): writes RESULTS.md
+study: install
+	$(BIN)/tbr study configs/study.yaml
 
 test: install
 	OMP_NUM_THREADS=1 $(BIN)/pytest -q

@@ -2,13 +2,16 @@
 grid configs describe the experiments their header comments promise."""
 from __future__ import annotations
 
+import dataclasses
 import socket
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tbr.config import load_config
 from tbr.grid import cell_label, cells
+from tbr.study import load_study
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -35,15 +38,19 @@ def test_configs_exist() -> None:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_loads_offline(path: Path, no_network: None) -> None:
-    cfg = load_config(path)
-    assert cfg.name
+    text = path.read_text(encoding="utf-8")
+    # a study (configs/study.yaml) holds several experiment configs: each must load and expand
+    cfgs = ([e.config for e in load_study(path).experiments] if "experiments" in yaml.safe_load(text)
+            else [load_config(path)])
+    assert all(cfg.name for cfg in cfgs)
     text = path.read_text(encoding="utf-8")
     assert text.startswith("#"), "a shipped config opens with a header comment"
     header = "\n".join(iter_header(text))
     assert "tbr run" in header or "accelerate launch" in header or "make " in header, \
         "the header comment gives the launch command"
     # the grid expands without touching the network either
-    cells(cfg)
+    for cfg in cfgs:
+        cells(cfg)
 
 
 def test_gamma_sweep_grid() -> None:
@@ -80,8 +87,12 @@ def test_paper_recipe() -> None:
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_grid_status_before_any_run(path: Path, tmp_path: Path) -> None:
     from tbr.grid_status import cell_status, format_status
-    cfg = load_config(path, [f"runs_dir={tmp_path}"])
-    rows = cell_status(cfg)
-    assert len([r for r in rows if r["key"]]) == len(cells(cfg))
-    assert all(r["done"] == [] for r in rows)
-    assert "grid status" in format_status(cfg)
+    if "experiments" in yaml.safe_load(path.read_text(encoding="utf-8")):
+        cfgs = [dataclasses.replace(e.config, runs_dir=str(tmp_path)) for e in load_study(path).experiments]
+    else:
+        cfgs = [load_config(path, [f"runs_dir={tmp_path}"])]
+    for cfg in cfgs:
+        rows = cell_status(cfg)
+        assert len([r for r in rows if r["key"]]) == len(cells(cfg))
+        assert all(r["done"] == [] for r in rows)
+        assert "grid status" in format_status(cfg)

@@ -1,5 +1,5 @@
 """Command line: `tbr run | reflect | build | train | generate | judge | attribute | eval | report |
-judge-eval | models | data | compare | config`. This module only parses and dispatches.
+judge-eval | models | data | compare | study | review | config`. This module only parses and dispatches.
 
 A user error prints one line (`tbr: error: ...`) and exits with status 2; `--debug` shows the
 traceback instead."""
@@ -30,7 +30,7 @@ DEFAULT_CONFIG = "configs/demo.yaml"
 # Commands that live in their own modules: each has `register(subparsers)`, which adds a
 # parser with `set_defaults(func=run)` where `run(args) -> int`.
 COMMAND_MODULES = ("tbr.commands.judge", "tbr.commands.data", "tbr.commands.compare", "tbr.commands.general",
-                   "tbr.commands.review")
+                   "tbr.commands.review", "tbr.commands.study")
 STAGE_COMMANDS = ("reflect", "build", "train", "generate", "attribute")
 
 

@@ -5,6 +5,7 @@ An unknown key anywhere is an error that names its full dotted path.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ from tbr.config_keys import (
 )
 from tbr.errors import TbrError
 
-__all__ = ["ModelConfig", "SourceConfig", "DataConfig", "ReflectConfig", "BuildConfig", "LoraConfig", "TrainConfig", "GenerateConfig", "JudgeConfig", "EvalConfig", "AttributeConfig", "ExperimentConfig", "describe", "load_config", "model_entries", "model_paths", "parse_override", "to_dict", "validate"]
+__all__ = ["ModelConfig", "SourceConfig", "DataConfig", "ReflectConfig", "BuildConfig", "LoraConfig", "TrainConfig", "GenerateConfig", "JudgeConfig", "EvalConfig", "AttributeConfig", "ExperimentConfig", "config_from_data", "describe", "load_config", "model_entries", "model_paths", "parse_override", "to_dict", "validate"]
 
 
 
@@ -138,11 +139,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for item in overrides or []:
         key, value = parse_override(item)
         _set_dotted(data, key, value)
+    return config_from_data(data, where=None if path is None else str(path))
+
+
+def config_from_data(data: dict[str, Any], where: str | None = None, dotted: Mapping[str, Any] | None = None
+                     ) -> ExperimentConfig:
+    """An ExperimentConfig from a YAML mapping, `dotted` keys (`train.epochs: 2`) set on top;
+    errors are prefixed with `where` (the file, an experiment of a study)."""
+    data = copy.deepcopy(data)  # dotted keys write into nested sections: never into the caller's
+    for key, value in (dotted or {}).items():
+        _set_dotted(data, str(key), value)
     try:
         cfg = _build(ExperimentConfig, data)
     except TbrError as e:
-        if path is not None:
-            raise TbrError(f"{path}: {e}") from None
+        if where is not None:
+            raise TbrError(f"{where}: {e}") from None
         raise
     validate(cfg)
     return cfg

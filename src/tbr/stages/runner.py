@@ -1,15 +1,16 @@
 """Running one stage under the contract: skip when finished, wipe when stale, manifest last."""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tbr.io import atomic_write_text
-from tbr.runs import Timer, is_done, read_manifest, write_manifest
+from tbr.io import atomic_write_json, atomic_write_text
+from tbr.runs import MANIFEST, Timer, is_done, read_manifest, write_manifest
 
 FP_FILE = ".fingerprint"
 
@@ -48,6 +49,57 @@ def claim(stage_dir: Path, owner: str) -> None:
         raise OwnershipError(f"{stage_dir}: stage folder of {held!r} would be written by {owner!r}")
 
 
+_donors: tuple[Path, tuple[Path, ...]] | None = None
+
+
+@contextmanager
+def reuse_from(root: Path, donors: Sequence[Path]) -> Iterator[None]:
+    """While a run at `root` runs, a stage that one of the `donors` (other run folders: the other
+    experiments of a study) finished at the same place with the same fingerprint is copied from
+    there instead of redone. A fingerprint hashes the stage's config and every input's
+    fingerprint, so an equal one means the same work on the same inputs."""
+    global _donors
+    saved, _donors = _donors, (Path(root), tuple(Path(d) for d in donors))
+    try:
+        yield
+    finally:
+        _donors = saved
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    # a hard link costs no disk; safe because finished stages are never written in place
+    # (every write is an atomic replace, which gives the file a new inode)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _copy_from_donor(stage_dir: Path, fp: str, owner: str) -> tuple[Path, dict[str, Any]] | None:
+    if _donors is None:
+        return None
+    root, donors = _donors
+    try:
+        rel = stage_dir.resolve().relative_to(root.resolve())
+    except ValueError:
+        return None
+    for donor in donors:
+        src = donor / rel
+        if donor.resolve() == root.resolve() or not is_done(src, fp):
+            continue
+        tmp = stage_dir.parent / f".{stage_dir.name}.reuse.tmp"  # a kill mid-copy leaves only this
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(src, tmp, copy_function=_link_or_copy)
+        if stage_dir.exists():
+            shutil.rmtree(stage_dir)
+        tmp.rename(stage_dir)
+        m = (read_manifest(stage_dir) or {}) | {"subject": owner, "copied_from": str(src)}
+        atomic_write_json(stage_dir / MANIFEST, m)
+        return src, m
+    return None
+
+
 def run_stage(stage_dir: Path, *, stage: str, label: str, fp: str, config: Any, inputs: Mapping[str, str],
               fn: Callable[[Path], Mapping[str, Any]], outputs: list[str] | None = None,
               announce: bool = True, owner: str = "run") -> dict[str, Any]:
@@ -61,6 +113,10 @@ def run_stage(stage_dir: Path, *, stage: str, label: str, fp: str, config: Any, 
     if is_done(stage_dir, fp):
         log(f"{label}: finished earlier, skipped")
         return read_manifest(stage_dir) or {}
+    copied = _copy_from_donor(stage_dir, fp, owner)
+    if copied is not None:
+        log(f"{label}: finished in {copied[0]}, copied")
+        return copied[1]
     fp_file = stage_dir / FP_FILE
     if stage_dir.exists():
         old = fp_file.read_bytes().decode("utf-8", "replace").strip() if fp_file.is_file() else None
