@@ -60,8 +60,10 @@ def test_a_bad_study_is_one_line_naming_the_file_and_the_key(tmp_path: Path, dat
 
 
 def test_bar_edges() -> None:
-    bar = Bar(min_safe_gain=0.10, max_unsafe_upper=0.04)
+    bar = Bar(min_safe_gain=0.10, max_unsafe_rise=0.02, max_unsafe_upper=0.04)
     assert meets_bar({"diff": 0.10}, {"diff": 0.0, "ci": [-0.02, 0.04]}, bar) is True
+    assert meets_bar({"diff": 0.10}, {"diff": 0.02, "ci": [0.0, 0.04]}, bar) is True
+    assert meets_bar({"diff": 0.10}, {"diff": 0.021, "ci": [0.0, 0.035]}, bar) is False
     assert meets_bar({"diff": 0.099}, {"diff": 0.0, "ci": [-0.02, 0.01]}, bar) is False
     assert meets_bar({"diff": 0.30}, {"diff": 0.0, "ci": [-0.02, 0.041]}, bar) is False
     assert meets_bar({"diff": 0.30}, {"diff": None, "ci": [None, None]}, bar) is None
@@ -154,6 +156,12 @@ def test_a_study_runs_shares_its_cells_and_results_md_matches_its_runs(tiny_mode
             assert _num(row[col]) == pytest.approx(pp["diff"], abs=5e-4)
         assert row[-1] in ("yes", "no", "–")
         assert f"`tbr study {p.as_posix()} --only {exp}`" in text
+        # the run's own report leads with the same paired differences and a verdict in words
+        report = (runs / exp / "report.md").read_text()
+        claim = report.split("## The claim on this run\n", 1)[1].split("\n## ", 1)[0]
+        assert report.index("## The claim on this run") < report.index("| model |")
+        assert _row(f"## x\n{claim}", "x", tbr, 0)[1:3] == row[1:3]
+        assert f"**{tbr} {'met' if row[-1] == 'yes' else 'did not meet'} the bar on this run**" in claim
     capsys.readouterr()
     assert main(["compare", "--study", str(p), "--check"]) == 0
     results.write_text(text.replace("0.", "1.", 1))

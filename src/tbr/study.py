@@ -28,6 +28,7 @@ _EXPERIMENT = {"name", "question", "set"}
 class Bar:
     """What a TBR cell must show against its baseline to meet the claim (issue 18)."""
     min_safe_gain: float = 0.10
+    max_unsafe_rise: float = 0.02
     max_unsafe_upper: float = 0.04
 
 
@@ -93,7 +94,7 @@ def load_study(path: str | Path) -> Study:
     try:
         bar = Bar(**{k: float(v) for k, v in bar_data.items()})
     except (TypeError, ValueError):
-        raise TbrError(f"bar: expected min_safe_gain and max_unsafe_upper as numbers, got {bar_data!r}",
+        raise TbrError(f"bar: expected min_safe_gain, max_unsafe_rise, max_unsafe_upper as numbers, got {bar_data!r}",
                        path=p) from None
     base = _mapping(data.get("base"), "base", p)
     for k in ("name", "runs_dir"):

@@ -14,6 +14,7 @@ from tbr.metrics import stderr_key
 from tbr.report import plots
 from tbr.report.common import ordered_labels
 from tbr.report.html import write_report_html
+from tbr.report.results import claim_lines
 from tbr.report.review import review_markdown
 
 
@@ -116,6 +117,7 @@ def write_report(root: Path) -> Path:
              f"Compliance rate (CR) = full compliance / judged prompts, with Wilson 95% intervals. "
              f"Primary judge: `{pj}`. Unparsed judgements are counted apart, never as refusals. "
              f"Prompts: {m['n_prompts']['safe']} safe, {m['n_prompts']['unsafe']} unsafe.", ""]
+    lines += claim_lines(m)
     lines += sampling_lines(m.get("sampling", []))
     lines += truncation_lines(m, labels)
     for mode in m["modes"]:
