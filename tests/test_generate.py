@@ -198,12 +198,12 @@ def test_generate_responses_hf_and_resume_after_kill(tmp_path, varied_model, mon
     saved = [ref[6], ref[0], ref[3]]
     partial.write_text("".join(json.dumps(r) + "\n" for r in saved) + '{"key": "p4|pl', encoding="utf-8")
     asked: list[int] = []
-    real = G.hf_generate_chat
+    real = G.hf_generate_texts
 
-    def spy(model, tok, conversations, **kw):
-        asked.append(len(conversations))
-        return real(model, tok, conversations, **kw)
-    monkeypatch.setattr(G, "hf_generate_chat", spy)
+    def spy(model, tok, texts, **kw):
+        asked.append(len(texts))
+        return real(model, tok, texts, **kw)
+    monkeypatch.setattr(G, "hf_generate_texts", spy)
     assert G.generate_responses(out, prompts, **opts) == {"responses": 10, "resumed": 3}
     assert asked == [7]  # only the missing ones
     rows = _read(out)

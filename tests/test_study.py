@@ -29,6 +29,7 @@ def test_the_shipped_study_covers_every_experiment_of_the_issue() -> None:
     assert by["gamma"].build.gamma == [0.0, 0.25, 0.5, 0.75, 1.0] and len(by["gamma"].seed) >= 2
     assert {by["dpo"].train.method, by["sft-dpo"].train.method} == {"dpo", "sft+dpo"}
     assert by["full-ft"].train.lora.enabled is False
+    assert by["attacks"].evaluate.attacks == ["all"] and by["attacks"].seed == [0]
     assert all(str(c.run_dir) == f"runs/study/{n}" for n, c in by.items())
     # the experiments share the base's data and reflections: what lets them share cells
     assert len({json.dumps([c.data.__dict__.__repr__(), c.seed[0]]) for c in by.values()}) == 1
@@ -125,7 +126,8 @@ def test_a_study_runs_shares_its_cells_and_results_md_matches_its_runs(tiny_mode
     p = _write(tmp_path, {"name": "mini", "runs_dir": str(tmp_path / "runs"), "results": str(results),
                           "experiments": [{"name": "a", "question": "A?", "set": keys},
                                           {"name": "b", "question": "B?",
-                                           "set": keys | {"build.gamma": [0.0, 0.5, 1.0]}}]})
+                                           "set": keys | {"build.gamma": [0.0, 0.5, 1.0],
+                                                          "evaluate.attacks": ["prefill"]}}]})
     assert main(["study", str(p), "--only", "a", "--no-progress"]) == 0
     assert "1 of 2 experiments have finished" in results.read_text() and "**Not run yet**" in results.read_text()
     assert main(["study", str(p), "--no-progress"]) == 0
@@ -162,6 +164,13 @@ def test_a_study_runs_shares_its_cells_and_results_md_matches_its_runs(tiny_mode
         assert report.index("## The claim on this run") < report.index("| model |")
         assert _row(f"## x\n{claim}", "x", tbr, 0)[1:3] == row[1:3]
         assert f"**{tbr} {'met' if row[-1] == 'yes' else 'did not meet'} the bar on this run**" in claim
+    # b ran under attack too (its cells still copied from a: attacks never retrain)
+    mb = json.loads((runs / "b" / "metrics.json").read_text())
+    [pp] = [x for x in mb["attacks"]["paired"] if x["attack"] == "none" and x["prompt_label"] == "unsafe"
+            and x["b"] == "tbr-g1.00-s1"]
+    line = next(x for x in text.splitlines() if x.startswith("| none | baseline-s1 vs tbr-g1.00-s1 |"))
+    assert _num(line.split(" | ")[3]) == pytest.approx(pp["diff"], abs=5e-4)
+    assert "| prefill | baseline-s1 vs tbr-g1.00-s1 |" in text
     capsys.readouterr()
     assert main(["compare", "--study", str(p), "--check"]) == 0
     results.write_text(text.replace("0.", "1.", 1))

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from tbr import pipeline
+from tbr.attacks import describe as describe_attacks
 from tbr.config import ExperimentConfig, describe, load_config, to_dict
 from tbr.determinism import pin_kernels
 from tbr.distributed import world
@@ -72,6 +73,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", action="append", default=None, help="prompting mode(s): plain, direct, cot")
     p.add_argument("--train", action="store_true", help="also train the config's cells (default: evaluate only)")
     p.add_argument("--list", action="store_true", help="list the suites")
+    p.add_argument("--attack", action="append", default=None, metavar="NAME[,NAME...]",
+                   help="also evaluate every prompt wrapped in these attacks (all = every one; repeatable); "
+                        "the unwrapped prompts stay in as attack none")
+    p.add_argument("--list-attacks", action="store_true", help="describe the attacks")
 
     p = sub.add_parser("report", help="(re)write report.md, metrics.json and plots of a run directory")
     p.add_argument("run_dir")
@@ -163,7 +168,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         for s in SUITES.values():
             print(f"{s.name}\t{s.description}")
         return 0
+    if args.list_attacks:
+        for name, desc in describe_attacks():
+            print(f"{name}\t{desc}")
+        return 0
     extra = _common_overrides(args)
+    if args.attack:
+        names = [n.strip() for a in args.attack for n in a.split(",") if n.strip()]
+        extra.append("evaluate.attacks=" + json.dumps(names))
     if args.suite:
         extra.append(f"data.eval={args.suite}")
         # a suite named on the command line is evaluated whole: the config's eval_limit was

@@ -159,6 +159,11 @@ class JudgeConfig:
 @dataclass
 class EvalConfig:
     bootstrap: int = _f(1000, "bootstrap resamples for paired differences", ge=0)
+    attacks: list[str] = _f([], "attacks wrapped around every evaluation prompt (`tbr eval --list-attacks`; "
+                            "all = every one); the unwrapped prompts stay in as attack none")
+    attack_limit: int | None = _f(None, "wrap only this many evaluation prompts (a stratified sample by suite, "
+                                  "label and type, the same for every attack; default: all): attacks multiply "
+                                  "generation", ge=1)
     general_tasks: list[str] = _f([], "lm-eval tasks for general ability (e.g. mmlu, gsm8k, arc_easy)")
     general_limit: int | None = _f(None, "lm-eval: examples per task (quick runs)", ge=1)
 

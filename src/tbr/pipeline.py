@@ -20,11 +20,11 @@ from tbr.grid_status import print_status
 from tbr.io import atomic_write_text
 from tbr.preflight import preflight
 from tbr.runs import run_lock
-from tbr.stages import attribute, build, data, evaluate, general, generate, judge, pairs, reflect, report, train
+from tbr.stages import attack, attribute, build, data, evaluate, general, generate, judge, pairs, reflect, report, train
 from tbr.stages.context import Context
 from tbr.stages.runner import ownership
 
-PIPELINE = (data, reflect, build, pairs, train, generate, judge, attribute, evaluate, general, report)
+PIPELINE = (data, attack, reflect, build, pairs, train, generate, judge, attribute, evaluate, general, report)
 STAGES = tuple(s.NAME for s in PIPELINE)
 
 

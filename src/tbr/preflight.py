@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tbr.attacks import resolve as resolve_attacks
 from tbr.config import ExperimentConfig, model_entries, model_paths
 from tbr.data.public import PUBLIC, resolve
 from tbr.errors import TbrError
@@ -78,6 +79,11 @@ def check_names(cfg: ExperimentConfig) -> None:
         if name not in SUITES and not Path(name).suffix:
             raise TbrError(f"config key 'data.eval': unknown suite {s!r} (known: {', '.join(SUITES)}, "
                            "SUITE:/path/to/file, or a file path)")
+    if cfg.evaluate.attacks:
+        names = resolve_attacks(cfg.evaluate.attacks)  # unknown names: one line, before any work
+        if "prefill" in names and cfg.generate.backend == "openai":
+            raise TbrError("config key 'evaluate.attacks': the prefill attack starts the model's reply, which an "
+                           "OpenAI-compatible chat API cannot do; use the hf or vllm backend, or leave it out")
     check_models(cfg)
 
 

@@ -12,6 +12,7 @@ from tbr.errors import TbrError
 from tbr.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from tbr.metrics import stderr_key
 from tbr.report import plots
+from tbr.report.attacks import attack_section
 from tbr.report.common import ordered_labels
 from tbr.report.html import write_report_html
 from tbr.report.results import claim_lines
@@ -126,6 +127,7 @@ def write_report(root: Path) -> Path:
         lines += _paired(m, mode)
         lines += _every_judge(m, mode, labels)
         lines += _by_type(root, m, mode, labels)
+    lines += attack_section(root, m)
     lines += judge_section(m, pj, labels)
     lines += review_markdown(review)
     lines += _general(root)

@@ -65,12 +65,13 @@ def compliance_bars(models: Sequence[str], safe: Sequence[tuple[float | None, Se
 
 
 def type_heatmap(models: Sequence[str], types: Sequence[str], values: Mapping[tuple[str, str], float | None],
-                 out: Path, title: str = "") -> Path:
+                 out: Path, title: str = "", cmap: str = "RdYlGn") -> Path:
+    """Rows are `types` (or attacks), columns models; `cmap` RdYlGn_r where a high rate is bad."""
     plt = _plt()
     import numpy as np  # numpy: only when a plot is drawn
     m = np.array([[np.nan if values.get((t, mo)) is None else values[(t, mo)] for mo in models] for t in types])
     fig, ax = plt.subplots(figsize=(1.8 + 1.1 * len(models), 0.9 + 0.35 * len(types)))
-    im = ax.imshow(m, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
+    im = ax.imshow(m, vmin=0, vmax=1, cmap=cmap, aspect="auto")
     ax.set_xticks(range(len(models)), models, rotation=20, ha="right")
     ax.set_yticks(range(len(types)), types)
     for i in range(len(types)):

@@ -187,7 +187,35 @@ def experiment_section(study: Study, e: Experiment, run: Run | None, digest: str
         out.append(f"| {r['name']} | {_r(r['safe']['value'])}{_ci(r['safe']['ci'])} | "
                    f"{_r(r['unsafe']['value'])}{_ci(r['unsafe']['ci'])} | {_r(r['no_answer'])} |{gen}")
     out += _paired_table(study.bar, rows, paired_rows(run.metrics), tasks)
+    out += attack_lines(m)
     return out + [""]
+
+
+def attack_lines(m: Mapping[str, Any]) -> list[str]:
+    """Per attack: baseline and TBR compliance on unsafe (attack success) and safe prompts, and
+    TBR minus baseline with its paired bootstrap interval (seed by seed: attacks run on one)."""
+    a = m.get("attacks")
+    if not a:
+        return []
+    mode = _mode(m)
+    by: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for p in a["paired"]:
+        if p["mode"] == mode:
+            by.setdefault((p["a"], p["b"], p["attack"]), {})[p["prompt_label"]] = p
+    out = ["", f"Under attack (judge `{a['judge']}`; unsafe CR is the attack success rate; a row per attack and "
+           "baseline/TBR pair):", "",
+           "| attack | pair | unsafe CR baseline → TBR | unsafe Δ [95% CI] | safe CR baseline → TBR | safe Δ [95% CI] |",
+           "|---|---|---|---|---|---|"]
+    for (x, y, att), d in by.items():
+        cells = []
+        for pl in ("unsafe", "safe"):
+            rx = ((a["models"][x].get(mode) or {}).get(att) or {}).get(pl) or {}
+            ry = ((a["models"][y].get(mode) or {}).get(att) or {}).get(pl) or {}
+            p = d.get(pl) or {}
+            cells += [f"{_r(rx.get('compliance'))} → {_r(ry.get('compliance'))} (n={p.get('n', 0)})",
+                      f"{_d(p.get('diff'))}{_ci(p.get('ci'), True)}"]
+        out.append(f"| {att} | {x} vs {y} | " + " | ".join(cells) + " |")
+    return out
 
 
 def _paired_table(bar: Bar, rows: Sequence[Row], pairs: Mapping[str, Any], tasks: Sequence[str]) -> list[str]:

@@ -37,6 +37,7 @@ class Context:
     safety: list[dict[str, Any]] = field(default_factory=list)
     eval_rows: list[dict[str, Any]] = field(default_factory=list)
     data_fp: str = ""
+    attack_fp: str = ""  # evaluate.attacks set: the fingerprint of the attack-wrapped evaluation rows
     reflect_fps: dict[tuple[str, str], str] = field(default_factory=dict)  # (model, source) -> fingerprint
     build_fps: dict[Cell, str] = field(default_factory=dict)
     pairs_fps: dict[Cell, str] = field(default_factory=dict)  # train.method dpo / sft+dpo only

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tbr.attacks import NONE
+from tbr.attacks.metrics import attack_metrics
 from tbr.config import to_dict
 from tbr.errors import TbrError
 from tbr.grid import untouched_labels
@@ -100,6 +102,12 @@ def evaluate_run(root: Path, out_dir: Path, labels: Sequence[str], eval_rows: li
     prompts = {r["id"]: r for r in eval_rows}
     judged = {lab: {j: read_jsonl(root / "judge" / folder_name(lab) / f"{j}.jsonl") for j in cfg.judge.judges}
               for lab in labels}
+    attacked = any(r.get("attack", NONE) != NONE for r in eval_rows)
+    judged_all = judged
+    if attacked:  # every table but the attack section is about the unwrapped prompts
+        judged = {lab: {j: [r for r in rows if prompts[r["id"]].get("attack", NONE) == NONE] for j, rows in js.items()}
+                  for lab, js in judged.items()}
+        eval_rows = [r for r in eval_rows if r.get("attack", NONE) == NONE]
     models, primary = _rates(judged, prompts, cfg)
     pairs = _pairs(labels, primary, cfg, cells)
     # "benign" only where a cell has benign rows, so runs without that axis keep byte-identical metrics
@@ -115,6 +123,11 @@ def evaluate_run(root: Path, out_dir: Path, labels: Sequence[str], eval_rows: li
                "n_prompts": {"safe": sum(r["label"] == "safe" for r in eval_rows),
                              "unsafe": sum(r["label"] == "unsafe" for r in eval_rows)},
                "sampling": sampling}
+    if attacked:
+        duo = sorted({(p["a"], p["b"]) for p in pairs if p["a"] in cells and p["b"] in cells})  # baseline vs TBR
+        metrics["attacks"] = attack_metrics(judged_all, prompts, primary=cfg.judge.primary, modes=cfg.generate.modes,
+                                            pairs=duo, guard="guard" if "guard" in cfg.judge.judges else None,
+                                            n_boot=cfg.evaluate.bootstrap, seed=cfg.seed[0])
     truncation = truncation_shares(judged, cfg.judge.primary)
     if truncation:  # only for responses that record it, so older runs' metrics stay byte-identical
         metrics["truncation"] = truncation
@@ -176,10 +189,14 @@ def _pairs(labels: Sequence[str], primary: Primary, cfg: Any, cells: Mapping[str
 def run(ctx: Context) -> None:
     cfg = ctx.cfg
     subjects = ctx.subjects()
-    efp = fingerprint("evaluate", to_dict(cfg.evaluate), cfg.judge.primary, ctx.judge_fps, ctx.data_fp)
+    ecfg = to_dict(cfg.evaluate)
+    if not ecfg["attacks"]:  # runs made before attacks keep their fingerprints
+        ecfg.pop("attacks")
+        ecfg.pop("attack_limit")
+    efp = fingerprint("evaluate", ecfg, cfg.judge.primary, ctx.judge_fps, ctx.data_fp)
     labels = [s.label for s in subjects]
 
     def do_eval(out: Path) -> dict[str, Any]:
         return evaluate_run(ctx.root, out, labels, ctx.eval_rows, cfg, cells={ctx.label(c): c for c in ctx.grid})
-    run_stage(ctx.root / NAME, stage=NAME, label="evaluate", fp=efp, config=to_dict(cfg.evaluate),
+    run_stage(ctx.root / NAME, stage=NAME, label="evaluate", fp=efp, config=ecfg,
               inputs=ctx.judge_fps, fn=do_eval, outputs=["metrics.json"])

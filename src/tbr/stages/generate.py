@@ -17,7 +17,7 @@ from typing import Any
 
 from tbr.config import to_dict
 from tbr.errors import TbrError
-from tbr.generation import DEFAULT_BATCH_SIZE, hf_generate_chat, render_chat, vllm_available, vllm_generate
+from tbr.generation import DEFAULT_BATCH_SIZE, hf_generate_texts, render_chat, vllm_available, vllm_generate
 from tbr.io import RowAppender
 from tbr.labels import folder_name
 from tbr.models import load_model, load_tokenizer, resolve
@@ -37,9 +37,31 @@ def response_row(prompt_row: dict[str, Any], mode: str, text: str, model_label: 
     reflection, answer = split_reflection(text)
     row = {"id": prompt_row["id"], "suite": prompt_row["suite"], "prompt": prompt_row["prompt"],
            "mode": mode, "response": text, "reflection": reflection, "answer": answer, "model": model_label}
+    if prompt_row.get("attack") is not None:
+        row["attack"] = prompt_row["attack"]
     if truncated is not None:
         row["truncated"] = truncated
     return row
+
+
+def row_messages(prompt_row: dict[str, Any], mode: str) -> list[dict[str, str]]:
+    """The conversation for one prompt: the mode's messages, with any earlier turns an attack
+    supplies (many-shot) between the system message and the prompt."""
+    msgs = mode_messages(prompt_row["prompt"], mode)
+    turns = list(prompt_row.get("turns") or [])
+    return msgs[:-1] + turns + msgs[-1:] if turns else msgs
+
+
+def prompt_text(tok: Any, prompt_row: dict[str, Any], mode: str) -> str:
+    """What the model reads: the rendered conversation, then any prefill (the prefill attack
+    starts the assistant's reply for it, right after the chat template's assistant header)."""
+    return render_chat(tok, row_messages(prompt_row, mode)) + (prompt_row.get("prefill") or "")
+
+
+def with_prefill(prompt_row: dict[str, Any], text: str) -> str:
+    """The reply as the user sees it: the prefilled start, then what the model wrote after it."""
+    pre = prompt_row.get("prefill") or ""
+    return f"{pre}{text.lstrip()}" if pre else text
 
 
 def answer_budget(text: str, ids: Sequence[int], decode: Callable[[Sequence[int]], str],
@@ -95,7 +117,7 @@ def _generate_todo(app: RowAppender, todo: list[tuple[dict[str, Any], str]], *, 
         return
     if backend == "hf":
         model, tok = load_model(model_name, dtype, device)
-        convs = [mode_messages(p["prompt"], m) for p, m in todo]
+        texts = [prompt_text(tok, p, m) for p, m in todo]
         ended: list[bool] = []
         ids: list[list[int]] = []
 
@@ -109,17 +131,17 @@ def _generate_todo(app: RowAppender, todo: list[tuple[dict[str, Any], str]], *, 
                 if reflection_tokens:
                     t, was_cut = answer_budget(t, ids[i], decode, max_new_tokens)
                     truncated = truncated or was_cut
+                t = with_prefill(p, t)
                 app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label, truncated)})
-        hf_generate_chat(model, tok, convs, max_new_tokens=max_new_tokens + reflection_tokens, batch_size=batch_size,
+        hf_generate_texts(model, tok, texts, max_new_tokens=max_new_tokens + reflection_tokens, batch_size=batch_size,
                          progress=progress, desc=f"generate {model_label}", on_batch=save, finished=ended,
                          token_ids=ids)
         del model
     elif backend == "vllm":
         tok = load_tokenizer(model_name)
-        texts = vllm_generate(resolve(model_name), [render_chat(tok, mode_messages(p["prompt"], m))
-                                                     for p, m in todo], max_new_tokens)
+        texts = vllm_generate(resolve(model_name), [prompt_text(tok, p, m) for p, m in todo], max_new_tokens)
         for (p, m), t in zip(todo, texts):
-            app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label)})
+            app.add({"key": f"{p['id']}|{m}", **response_row(p, m, with_prefill(p, t), model_label)})
     elif backend == "openai":
         api = api or {}
         base = api.get("api_base") or os.environ.get("TBR_API_BASE")
@@ -137,7 +159,9 @@ def _generate_todo(app: RowAppender, todo: list[tuple[dict[str, Any], str]], *, 
                 return
             p, m = todo[i]
             app.add({"key": f"{p['id']}|{m}", **response_row(p, m, t, model_label)})
-        client.complete_many([mode_messages(p["prompt"], m) for p, m in todo],
+        if any(p.get("prefill") for p, _ in todo):
+            raise TbrError("the prefill attack needs the hf or vllm backend: a chat API cannot start the reply")
+        client.complete_many([row_messages(p, m) for p, m in todo],
                              max_tokens=max_new_tokens, temperature=0.0, progress=progress,
                              desc=f"generate {model_label}", on_result=save_one)
         if failed:
@@ -151,7 +175,8 @@ def run(ctx: Context) -> None:
         gcfg = to_dict(g)
         if not gcfg["reflection_tokens"]:  # runs made before the option keep their fingerprints
             gcfg.pop("reflection_tokens")
-        gfp = fingerprint("generate", gcfg, sub.fp, ctx.data_fp, ctx.dev)
+        # attack-wrapped prompts only where evaluate.attacks is set: other runs keep their fingerprints
+        gfp = fingerprint("generate", gcfg, sub.fp, ctx.data_fp, ctx.dev, *([ctx.attack_fp] if ctx.attack_fp else []))
         ctx.generate_fps[sub.label] = gfp
 
         def do_generate(out: Path, lab: str = sub.label, path: str = sub.path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from tbr.errors import TbrError
 from tbr.suites.base import Suite
 from tbr.suites.file import load_file_suite
 
-_MODULES = ("tbr.suites.xstest", "tbr.suites.orbench", "tbr.suites.maliciousinstruct")
+_MODULES = ("tbr.suites.xstest", "tbr.suites.orbench", "tbr.suites.maliciousinstruct", "tbr.suites.jailbreaks")
 FILE_SUFFIXES = (".jsonl", ".csv", ".json", ".parquet")
 
 
