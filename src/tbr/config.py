@@ -30,7 +30,7 @@ from tbr.config_keys import (
 )
 from tbr.errors import TbrError
 
-__all__ = ["ModelConfig", "SourceConfig", "DataConfig", "ReflectConfig", "BuildConfig", "LoraConfig", "TrainConfig", "GenerateConfig", "JudgeConfig", "EvalConfig", "AttributeConfig", "ExperimentConfig", "config_from_data", "describe", "load_config", "model_entries", "model_paths", "parse_override", "to_dict", "validate"]
+__all__ = ["ModelConfig", "SourceConfig", "DataConfig", "ReflectConfig", "BuildConfig", "LoraConfig", "TrainConfig", "GenerateConfig", "JudgeConfig", "EvalConfig", "AttributeConfig", "ExperimentConfig", "config_from_data", "describe", "load_config", "read_yaml", "model_entries", "model_paths", "parse_override", "to_dict", "validate"]
 
 
 
@@ -115,6 +115,18 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def read_yaml(p: Path) -> Any:
+    """A YAML file's content; bad YAML or bad UTF-8 is a one-line error with the file and line."""
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise TbrError(f"not valid YAML ({getattr(e, 'problem', e)})", path=p,
+                       line=(mark.line + 1) if mark else None) from None
+    except UnicodeDecodeError:
+        raise TbrError("not valid UTF-8", path=p) from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
     data: dict[str, Any] = {}
     if path is not None:
@@ -123,14 +135,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise TbrError("config file not found", path=p)
         if p.is_dir():
             raise TbrError("expected a config file (YAML), got a folder", path=p)
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            raise TbrError(f"not valid YAML ({getattr(e, 'problem', e)})", path=p,
-                           line=(mark.line + 1) if mark else None) from None
-        except UnicodeDecodeError:
-            raise TbrError("not valid UTF-8", path=p) from None
+        loaded = read_yaml(p)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

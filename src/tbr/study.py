@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from tbr.config import ExperimentConfig, config_from_data
+from tbr.config import ExperimentConfig, config_from_data, read_yaml
 from tbr.errors import TbrError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -79,13 +77,7 @@ def load_study(path: str | Path) -> Study:
     p = Path(path)
     if not p.is_file():
         raise TbrError("study file not found", path=p)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise TbrError(f"not valid YAML ({getattr(err, 'problem', err)})", path=p,
-                       line=(mark.line + 1) if mark else None) from None
-    data = _mapping(data, "top level", p)
+    data = _mapping(read_yaml(p), "top level", p)
     unknown = sorted(set(data) - _TOP)
     if unknown:
         raise TbrError(f"unknown study key '{unknown[0]}' (known: {', '.join(sorted(_TOP))})", path=p)
