@@ -186,6 +186,8 @@ def test_a_run_evaluated_under_attack_reuses_its_training_and_reports_each_attac
     report = (root / "report.md").read_text()
     assert "## Attacks" in report and "| many_shot |" in report
     assert (root / "attacks_unsafe_plain.png").is_file() and (root / "attacks_safe_plain.png").is_file()
+    page = (root / "report.html").read_text()
+    assert 'id="attacks"' in page and 'data-src-name="attacks_unsafe_plain.png"' in page and 'id="claim"' in page
 
 
 def test_public_attack_sets_load_from_their_published_layout(tmp_path) -> None:

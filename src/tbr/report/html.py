@@ -27,6 +27,7 @@ from tbr.report import plots
 from tbr.report.browser import browser_data
 from tbr.report.compare import SECTIONS, build_table, load_run
 from tbr.report.html_blocks import ci_span, esc, f3, img_tag, json_for_script, load_metrics, overall, section, table
+from tbr.report.html_claims import attacks_section, claim_section
 from tbr.report.html_stages import attribution_section, loss_section, quality_section, timings_section
 from tbr.report.review import review_html
 
@@ -258,12 +259,12 @@ def judges_section(m: Mapping[str, Any]) -> str:
 def render_html(root: Path) -> str:
     root = Path(root)
     m = load_metrics(root)
-    sections = [summary_section(root, m), judges_section(m), review_html(m.get("review")), gamma_section(root, m), sources_section(root, m),
-                figures_section(root, m), cells_section(m), attribution_section(root), loss_section(root, m),
+    sections = [claim_section(m), summary_section(root, m), judges_section(m), attacks_section(root, m),
+                review_html(m.get("review")), gamma_section(root, m), sources_section(root, m), figures_section(root, m), cells_section(m), attribution_section(root), loss_section(root, m),
                 quality_section(root), timings_section(root)]
     sections = [s for s in sections if s]
     data = browser_data(root, m)
-    nav_items = [("summary", "Summary"), ("judges", "Judges"), ("review", "Review"), ("gamma", "γ curves"), ("sources", "Sources"), ("compliance", "Compliance"),
+    nav_items = [("claim", "Claim"), ("summary", "Summary"), ("judges", "Judges"), ("attacks", "Attacks"), ("review", "Review"), ("gamma", "γ curves"), ("sources", "Sources"), ("compliance", "Compliance"),
                  ("types", "Types"), ("grid", "Grid"), ("attribution", "Attribution"), ("training", "Training"),
                  ("reflections", "Reflections"), ("timings", "Times"), ("prompts", "Every prompt")]
     browser = _asset("browser.html")
