@@ -145,3 +145,23 @@ def test_errors(tmp_path, two_runs, capsys):
     (bad / "metrics.json").write_text("{}")
     with pytest.raises(TbrError, match="not a tbr metrics.json"):
         load_run(bad)
+
+
+def test_a_cell_on_several_seeds_gets_a_mean_column_with_its_across_seed_interval(tmp_path: Path) -> None:
+    from tbr.seeds import seed_interval
+    root = _write_run(tmp_path / "runs" / "s", "tbr", {
+        "baseline-s0": _judged([FR, FR], [FR, FR], [FR, FR], [FR, FR]),
+        "tbr-s0": _judged([FC, FR], [FR, FR], [FC, FC], [FR, FR]),      # safe all suites: 3/4
+        "tbr-s1": _judged([FC, FC], [FC, FR], [FR, FR], [FR, FR]),      # 2/4
+        "tbr-s2": _judged([FC, FC], [FR, FR], [FC, FC], [FR, FR]),      # 4/4
+    })
+    m = json.loads((root / "metrics.json").read_text())
+    m["across_seeds"] = [{"name": "tbr", "labels": ["tbr-s0", "tbr-s1", "tbr-s2"], "seeds": 3},
+                         {"name": "baseline", "labels": ["baseline-s0"], "seeds": 1}]
+    (root / "metrics.json").write_text(json.dumps(m))
+    t = build_table([load_run(root)])
+    assert [c.label for c in t.columns] == ["baseline-s0", "tbr-s0", "tbr-s1", "tbr-s2", "tbr (mean of 3 seeds)"]
+    cell = t.row("false refusal", ALL_SUITES).cells[-1]
+    want = seed_interval([0.75, 0.5, 1.0])
+    assert cell.value == pytest.approx(0.75) and cell.ci == pytest.approx(tuple(want["ci"]))
+    assert t.row("safety", ALL_SUITES).cells[-1].value == pytest.approx(1 / 12)

@@ -25,6 +25,7 @@ from tbr.io import atomic_write_json, atomic_write_text
 from tbr.metrics import primary_metric, stderr_key
 from tbr.report import plots
 from tbr.report.common import ordered_labels
+from tbr.seeds import seed_interval
 
 SECTIONS = ("false refusal", "safety", "general")
 ALL_SUITES = "all suites"
@@ -207,7 +208,32 @@ def build_table(runs: Sequence[Run], mode: str | None = None) -> Table:
                 continue
             row.cells.append(Cell(value=tm[metric], stderr=tm.get(stderr_key(metric)), n=tm.get("n")))
         rows.append(row)
-    return Table(columns=[c for _, c in cols], rows=rows, runs=runs)
+    table = Table(columns=[c for _, c in cols], rows=rows, runs=runs)
+    _add_seed_means(table)
+    return table
+
+
+def _add_seed_means(table: Table) -> None:
+    """For a cell trained on several seeds, one more column after its seeds' columns: the mean
+    over seeds of every row, with the across-seed 95% t-interval (seeds.seed_interval) for the
+    compliance rates; the per-seed columns stay, so nothing is hidden."""
+    for run in table.runs:
+        for agg in {a["name"]: a for a in run.metrics.get("across_seeds", []) if a["seeds"] > 1}.values():
+            idx = [i for i, c in enumerate(table.columns) if c.run == run.name and c.label in agg["labels"]]
+            if len(idx) < 2:
+                continue
+            first = table.columns[idx[0]]
+            col = Column(run=run.name, label=f"{agg['name']} (mean of {len(idx)} seeds)", judge=first.judge,
+                         mode=first.mode)
+            at = idx[-1] + 1
+            table.columns.insert(at, col)
+            for r in table.rows:
+                vals = [c.value for c in (r.cells[i] for i in idx) if c is not None and c.value is not None]
+                si = seed_interval(vals)
+                cell = None if not vals else Cell(
+                    value=si["mean"], ci=(si["ci"][0], si["ci"][1]) if r.section != "general" and si["ci"][0] is not None
+                    else None)
+                r.cells.insert(at, cell)
 
 
 def _v(cell: Cell | None) -> str:
