@@ -303,3 +303,27 @@ def test_benchmark_smoke_run():
     # row (a row may differ where two logits tie to rounding); 0/8 would mean the benchmark
     # compares different things
     assert same and same[0] >= 6, lines
+
+
+def test_threads_lowered_for_a_busy_generation_are_restored_before_training(monkeypatch):
+    import torch
+
+    import tbr.generation as gen
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("TBR_THREADS", raising=False)
+    monkeypatch.setattr(gen, "physical_cores", lambda: 2)
+    monkeypatch.setattr(gen, "_cores_busy_elsewhere", lambda window=0.2: 1.0)  # another process holds a core
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert gen.tune_threads() == 1 and torch.get_num_threads() == 1
+        gen.reset_threads()
+        assert torch.get_num_threads() == 2 and gen._threads_set_by_us is None
+        torch.set_num_threads(1)  # the caller's own choice ...
+        gen.reset_threads()
+        assert torch.get_num_threads() == 1  # ... is left alone
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert gen.tune_threads() == 1 and gen._threads_set_by_us is None  # explicit: never tuned
+    finally:
+        torch.set_num_threads(before)
+        gen._threads_set_by_us = None

@@ -115,6 +115,21 @@ def tune_threads() -> int:
     return target
 
 
+def reset_threads() -> None:
+    """Undo what tune_threads lowered, before work that is not generation: one process runs many
+    stages (a study runs many experiments), and a count lowered because other processes were busy
+    during one generation would otherwise stay for every training after it (seen: 66 s/step
+    instead of 16 on 2 cores). A count the caller chose (TBR_THREADS, OMP_NUM_THREADS,
+    set_num_threads) is left alone."""
+    global _threads_set_by_us
+    if _threads_set_by_us is None or os.environ.get("TBR_THREADS", "").strip():
+        return
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
+    if torch.get_num_threads() == _threads_set_by_us:
+        torch.set_num_threads(physical_cores())
+    _threads_set_by_us = None
+
+
 class StopOnStrings:
     """Per-row stop strings for `model.generate`, cheap at any vocabulary size.
 

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from tbr import distributed, quiet
 from tbr.distributed import barrier, gather, init, world
 from tbr.errors import TbrError
+from tbr.generation import reset_threads
 from tbr.grid import Cell, train_config
 from tbr.io import atomic_write_json, publish_mode, read_jsonl
 from tbr.models import load_tokenizer, resolve, resolve_device, resolve_dtype
@@ -344,6 +345,7 @@ def run(ctx: Context) -> None:
         tfp = fingerprint("train", tcfg, c.model, c.seed, bfp, ctx.dev, *extra)
 
         def do_train(out: Path, c: Cell = c) -> dict[str, Any]:
+            reset_threads()  # a generation before it may have lowered them for a busy machine
             kw: dict[str, Any] = dict(cfg=tc, seed=c.seed, progress=ctx.progress, **ctx.dev)
             start = c.model
             counts: dict[str, Any] = {}
