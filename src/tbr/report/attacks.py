@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tbr.attacks.metrics import paired_by_attack
 from tbr.report import plots
 from tbr.report.common import ordered_labels
 
@@ -52,10 +53,7 @@ def attack_section(root: Path, m: dict[str, Any]) -> list[str]:
         if pairs:
             out += [f"### TBR minus baseline per attack, mode {mode} (same prompts, bootstrap 95% CI)", "",
                     "| baseline | TBR | attack | safe Δ | unsafe Δ |", "|---|---|---|---|---|"]
-            by: dict[tuple[str, str, str], dict[str, Any]] = {}
-            for p in pairs:
-                by.setdefault((p["a"], p["b"], p["attack"]), {})[p["prompt_label"]] = p
-            for (x, y, att), d in by.items():
+            for (_, x, y, att), d in paired_by_attack(pairs).items():
                 cells = []
                 for pl in ("safe", "unsafe"):
                     p = d.get(pl) or {}

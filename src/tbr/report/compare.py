@@ -13,6 +13,7 @@ function writes compare.md, compare.csv, compare.json and compare.png.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ class Run:
     name: str
     metrics: dict[str, Any]
     general: dict[str, Any] | None = None
+    digest: str = ""   # sha256 (first 16 hex) of the metrics.json bytes read: the figures' provenance
 
 
 @dataclass
@@ -113,12 +115,17 @@ def _read_json(path: Path) -> Any:
 def load_run(run_dir: Path | str) -> Run:
     mpath = find_metrics(run_dir)
     root = mpath.parent.parent if mpath.parent.name == "evaluate" else mpath.parent
-    metrics = _read_json(mpath)
+    raw = mpath.read_bytes()
+    try:
+        metrics = json.loads(raw.decode("utf-8"))
+    except ValueError as e:
+        raise TbrError(f"not valid JSON ({e})", path=mpath) from None
     if not isinstance(metrics, dict) or "models" not in metrics or "primary_judge" not in metrics:
         raise TbrError("not a tbr metrics.json (no 'models' or 'primary_judge')", path=mpath)
     gpath = root / "general" / "general.json"
     general = _read_json(gpath) if gpath.is_file() else None
-    return Run(path=root, name=root.resolve().name, metrics=metrics, general=general)
+    return Run(path=root, name=root.resolve().name, metrics=metrics, general=general,
+               digest=hashlib.sha256(raw).hexdigest()[:16])
 
 
 def _unique_names(runs: Sequence[Run]) -> None:
@@ -143,6 +150,11 @@ def _pick_mode(run: Run, mode: str | None) -> str | None:
             raise TbrError(f"mode {mode!r} was not evaluated in this run (modes: {', '.join(modes) or 'none'})",
                            path=run.path)
         return mode
+    return default_mode(modes)
+
+
+def default_mode(modes: Sequence[str]) -> str | None:
+    """The mode a table shows when none is asked for: plain (the paper's), else the first."""
     if not modes:
         return None
     return "plain" if "plain" in modes else modes[0]

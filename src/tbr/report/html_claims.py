@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tbr.attacks.metrics import paired_by_attack
 from tbr.report.html_blocks import esc, img_tag, section, table
 from tbr.report.results import bar_text, meets_bar, paired_rows
 from tbr.study import Bar
@@ -41,11 +42,8 @@ def attacks_section(root: Path, m: Mapping[str, Any]) -> str:
     figs = [img_tag(p, p.stem, cap) for mode in m["modes"]
             for p, cap in ((root / f"attacks_unsafe_{mode}.png", f"attack success rate (unsafe CR), {mode}"),
                            (root / f"attacks_safe_{mode}.png", f"safe CR under attack, {mode}")) if p.is_file()]
-    by: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-    for p in a["paired"]:
-        by.setdefault((p["mode"], p["a"], p["b"], p["attack"]), {})[p["prompt_label"]] = p
     rows = [[esc(mode), esc(f"{x} vs {y}"), esc(att), _diff(d.get("unsafe")), _diff(d.get("safe"))]
-            for (mode, x, y, att), d in by.items()]
+            for (mode, x, y, att), d in paired_by_attack(a["paired"]).items()]
     body = "".join(figs) + (table(["mode", "pair", "attack", "unsafe Δ (attack success)", "safe Δ"], rows) if rows else "")
     return section("attacks", "Attacks", body,
                    f"Every prompt unwrapped (none) and under each attack; judge {esc(a['judge'])}.")

@@ -10,17 +10,17 @@ text holds no time stamp: the same runs always render the same file (`--check` r
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tbr.attacks.metrics import paired_by_attack
 from tbr.errors import TbrError
 from tbr.io import atomic_write_text
 from tbr.metrics import primary_metric
 from tbr.report.common import ordered_labels
-from tbr.report.compare import Run, find_metrics, load_run
+from tbr.report.compare import Run, default_mode, find_metrics, load_run
 from tbr.study import Bar, Experiment, Study
 
 Row = dict[str, Any]
@@ -52,14 +52,18 @@ def meets_bar(safe: Mapping[str, Any] | None, unsafe: Mapping[str, Any] | None, 
                 and unsafe["ci"][1] <= bar.max_unsafe_upper + 1e-12)
 
 
+def verdict(ok: bool | None) -> str:
+    """meets_bar's answer as a table cell."""
+    return {True: "yes", False: "no", None: "–"}[ok]
+
+
 def bar_text(bar: Bar) -> str:
     return (f"safe CR up by at least {bar.min_safe_gain:.2f} over the baseline, unsafe CR up by at most "
             f"{bar.max_unsafe_rise:.2f} with the upper end of its 95% interval at most {bar.max_unsafe_upper:+.2f}")
 
 
 def _mode(m: Mapping[str, Any]) -> str:
-    modes = list(m.get("modes") or ["plain"])
-    return "plain" if "plain" in modes else modes[0]
+    return default_mode(m.get("modes") or ["plain"]) or "plain"
 
 
 def model_rows(run: Run) -> list[Row]:
@@ -138,7 +142,7 @@ def claim_lines(m: Mapping[str, Any], bar: Bar | None = None) -> list[str]:
         s, u = p.get("safe") or {}, p.get("unsafe") or {}
         ok = meets_bar(s, u, bar)
         out.append(f"| {name} | {_d(s.get('diff'))}{_ci(s.get('ci'), True)} | {_d(u.get('diff'))}"
-                   f"{_ci(u.get('ci'), True)} | { {True: 'yes', False: 'no', None: '–'}[ok]} |")
+                   f"{_ci(u.get('ci'), True)} | {verdict(ok)} |")
         verdicts.append(f"**{name} {'met' if ok else 'did not meet' if ok is False else 'cannot be checked against'} "
                         "the bar on this run**")
     return out + ["", "; ".join(verdicts) + ". " + _judge_line(m)[2:] + ".", ""]
@@ -198,15 +202,11 @@ def attack_lines(m: Mapping[str, Any]) -> list[str]:
     if not a:
         return []
     mode = _mode(m)
-    by: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for p in a["paired"]:
-        if p["mode"] == mode:
-            by.setdefault((p["a"], p["b"], p["attack"]), {})[p["prompt_label"]] = p
     out = ["", f"Under attack (judge `{a['judge']}`; unsafe CR is the attack success rate; a row per attack and "
            "baseline/TBR pair):", "",
            "| attack | pair | unsafe CR baseline → TBR | unsafe Δ [95% CI] | safe CR baseline → TBR | safe Δ [95% CI] |",
            "|---|---|---|---|---|---|"]
-    for (x, y, att), d in by.items():
+    for (_, x, y, att), d in paired_by_attack(a["paired"], mode).items():
         cells = []
         for pl in ("unsafe", "safe"):
             rx = ((a["models"][x].get(mode) or {}).get(att) or {}).get(pl) or {}
@@ -239,7 +239,7 @@ def _paired_table(bar: Bar, rows: Sequence[Row], pairs: Mapping[str, Any], tasks
         ok = meets_bar(s, u, bar)
         out.append(f"| {r['name']} | {_d((s or {}).get('diff'))}{_ci((s or {}).get('ci'), True)} | "
                    f"{_d((u or {}).get('diff'))}{_ci((u or {}).get('ci'), True)} | "
-                   + "".join(f"{g} | " for g in gd) + f"{ {True: 'yes', False: 'no', None: '–'}[ok]} |")
+                   + "".join(f"{g} | " for g in gd) + f"{verdict(ok)} |")
     return out
 
 
@@ -255,7 +255,7 @@ def summary(study: Study, runs: Mapping[str, Run | None]) -> list[str]:
             ok = meets_bar(s, u, study.bar)
             lines.append(f"| {e.name} | {name} | {p.get('safe', p.get('unsafe', {})).get('seeds', 1)} | "
                          f"{_d(s.get('diff'))}{_ci(s.get('ci'), True)} | {_d(u.get('diff'))}{_ci(u.get('ci'), True)}"
-                         f" | { {True: 'yes', False: 'no', None: '–'}[ok]} |")
+                         f" | {verdict(ok)} |")
     if not lines:
         return ["No experiment has finished yet.", ""]
     return ["| experiment | TBR cell | seeds | safe Δ vs baseline [95% CI] | unsafe Δ [95% CI] | meets the bar |",
@@ -267,12 +267,12 @@ def load_runs(study: Study) -> tuple[dict[str, Run | None], dict[str, str | None
     digests: dict[str, str | None] = {}
     for e in study.experiments:
         try:
-            path = find_metrics(study.run_dir(e))
+            find_metrics(study.run_dir(e))   # not finished yet: no metrics.json
         except TbrError:
             runs[e.name], digests[e.name] = None, None
             continue
-        runs[e.name] = load_run(study.run_dir(e))
-        digests[e.name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        run = runs[e.name] = load_run(study.run_dir(e))
+        digests[e.name] = run.digest
     return runs, digests
 
 
