@@ -105,9 +105,10 @@ def find_metrics(run_dir: Path | str) -> Path:
                    "run `tbr run` (or `tbr eval`) to the evaluate stage first", path=p)
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, raw: bytes | None = None) -> Any:
+    """`path` parsed (or `raw`, its bytes already read); invalid JSON is a one-line error naming it."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads((path.read_bytes() if raw is None else raw).decode("utf-8"))
     except ValueError as e:
         raise TbrError(f"not valid JSON ({e})", path=path) from None
 
@@ -115,11 +116,8 @@ def _read_json(path: Path) -> Any:
 def load_run(run_dir: Path | str) -> Run:
     mpath = find_metrics(run_dir)
     root = mpath.parent.parent if mpath.parent.name == "evaluate" else mpath.parent
-    raw = mpath.read_bytes()
-    try:
-        metrics = json.loads(raw.decode("utf-8"))
-    except ValueError as e:
-        raise TbrError(f"not valid JSON ({e})", path=mpath) from None
+    raw = mpath.read_bytes()   # kept: its hash is the figures' provenance in RESULTS.md
+    metrics = _read_json(mpath, raw)
     if not isinstance(metrics, dict) or "models" not in metrics or "primary_judge" not in metrics:
         raise TbrError("not a tbr metrics.json (no 'models' or 'primary_judge')", path=mpath)
     gpath = root / "general" / "general.json"
