@@ -36,16 +36,27 @@ def train_cfg(*extra: str) -> Any:
 
 @pytest.fixture()
 def capture(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Every batch the SFTTrainer hands its model (compute_loss -> model(**inputs))."""
+    """Every batch the SFTTrainer hands its loss: TRL's compute_loss, or tbr's completion_loss
+    (train.completion_head, the default), whichever the trainer runs."""
     import torch
     from trl import SFTTrainer
+
+    from tbr.stages import sft_loss
     seen: list[dict[str, Any]] = []
-    orig = SFTTrainer.compute_loss
+    orig, orig_completion = SFTTrainer.compute_loss, sft_loss.completion_loss
+
+    def keep(inputs: dict[str, Any]) -> None:
+        seen.append({n: v.detach().clone() for n, v in inputs.items() if torch.is_tensor(v)})
 
     def spy(self: Any, model: Any, inputs: dict[str, Any], *a: Any, **k: Any) -> Any:
-        seen.append({n: v.detach().clone() for n, v in inputs.items() if torch.is_tensor(v)})
+        keep(inputs)
         return orig(self, model, inputs, *a, **k)
+
+    def spy_completion(model: Any, inputs: dict[str, Any], *a: Any, **k: Any) -> Any:
+        keep(inputs)
+        return orig_completion(model, inputs, *a, **k)
     monkeypatch.setattr(SFTTrainer, "compute_loss", spy)
+    monkeypatch.setattr(sft_loss, "completion_loss", spy_completion)
     return seen
 
 

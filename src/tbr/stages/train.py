@@ -45,6 +45,7 @@ from tbr.stages.checkpoints import (
 )
 from tbr.stages.context import Context
 from tbr.stages.runner import run_stage
+from tbr.stages.sft_loss import completion_trainer_class
 from tbr.stages.train_dpo import build_dpo_trainer
 from tbr.stages.trainer_common import lora_config, shared_trainer_args, steps_hint
 
@@ -200,7 +201,8 @@ def build_trainer(out_dir: Path, rows: list[dict[str, Any]], *, model_name: str,
                       max_steps=cfg.max_steps)
     args = sft_config(cfg, out_dir / "checkpoints", bf16=dt == torch.bfloat16, seed=seed, steps_hint=hint,
                       cpu=dev == "cpu", progress=progress)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lora_config(cfg))
+    cls = completion_trainer_class() if cfg.completion_head else SFTTrainer
+    trainer = cls(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lora_config(cfg))
     counts.update({"method": "sft", "dtype": str(dt).replace("torch.", ""), "device": dev})
     return wire(trainer, out_dir, progress, counts), tok, counts
 
