@@ -121,21 +121,23 @@ class FakeOpenAI:
                 reply = self._next(body)
             if reply.delay:
                 self._stop.wait(reply.delay)
-            if self._stop.is_set():
-                return
-            try:
-                h.send_response(reply.status)
-                headers = {"Content-Type": "application/json", **reply.headers}
-                for k, v in headers.items():
-                    h.send_header(k, v)
-                h.send_header("Content-Length", str(len(reply.body)))
-                h.end_headers()
-                h.wfile.write(reply.body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (timeout): expected for hangs
         finally:
+            # Counted out before the reply is written: a client that has read it may send its next
+            # request at once, and counting after the write saw 3 in flight under a bound of 2.
             with self._lock:
                 self.in_flight -= 1
+        if self._stop.is_set():
+            return
+        try:
+            h.send_response(reply.status)
+            headers = {"Content-Type": "application/json", **reply.headers}
+            for k, v in headers.items():
+                h.send_header(k, v)
+            h.send_header("Content-Length", str(len(reply.body)))
+            h.end_headers()
+            h.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout): expected for hangs
 
     def start(self) -> FakeOpenAI:
         self._thread.start()

@@ -5,15 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tbr.judges import Verdict
-from tbr.judges.evaluation import (
-    compliance_rate,
-    differential_bias,
-    evaluate_judge,
-    group_scores,
-    model_bias,
-    summary_markdown,
-    to_binary,
-)
+from tbr.judges.bias import bias_diff_ci, clear_pairs, compliance_rate, differential_bias, model_bias
+from tbr.judges.evaluation import evaluate_judge, group_scores, summary_markdown, to_binary
 from tbr.metrics import paired_bootstrap, rates
 from tbr.stages.evaluate import judge_agreement
 
@@ -58,6 +51,31 @@ def test_model_bias_by_hand():
     assert d == [{"experiment": "x", "a": "a", "b": "b", "prompt_label": "safe", "n_a": 4, "n_b": 4,
                   "diff": pytest.approx(0.75)}]  # +0.5 - (-0.25)
     assert differential_bias(b, rows) == []  # no experiment: models are not compared
+    # with the labels, each pair also carries its bootstrap interval, around the point estimate
+    (d,) = differential_bias(b, rows_e, gold, pred, n_boot=500)
+    assert d["ci"][0] <= 0.75 <= d["ci"][1] and d["ci"][0] < d["ci"][1]
+
+
+def test_bias_diff_ci_exact_cases():
+    # the judge is right on every row of both models: every resample has zero bias on each side
+    same = [(FC, FC), (FR, FR), (PR, PR)]
+    assert bias_diff_ci(same, same, n_boot=200) == [0.0, 0.0]
+    # b: the judge calls every refusal a compliance (bias +1 in every resample), a: always right
+    assert bias_diff_ci([(FR, FR)] * 3, [(FR, FC)] * 3, n_boot=200) == [1.0, 1.0]
+    # an undecided prediction leaves the judge's CR, not the gold's: a resample of b holding both rows has
+    # bias 1/1 - 1/2 = +0.5, one holding only the first 0, one holding only the undecided row is dropped (0/0)
+    lo, hi = bias_diff_ci([(FC, FC)], [(FC, FC), (FR, UC)], n_boot=400)
+    assert lo == 0.0 and hi == 0.5
+    assert bias_diff_ci([], same) == [None, None]
+    # seeded: the same call gives the same interval
+    rows = [(FC, FR), (FR, FR), (FC, FC), (FR, FC)]
+    assert bias_diff_ci(rows, rows[::-1] * 2) == bias_diff_ci(rows, rows[::-1] * 2)
+
+
+def test_clear_pairs_counts_intervals_excluding_zero():
+    res = {"differential_bias": [{"diff": 0.3, "ci": [0.1, 0.5]}, {"diff": -0.1, "ci": [-0.3, 0.1]},
+                                 {"diff": -0.2, "ci": [-0.4, -0.05]}, {"diff": None, "ci": [None, None]}]}
+    assert clear_pairs(res) == (2, 3)
 
 
 def test_group_scores_and_evaluate_judge_tables():

@@ -28,17 +28,23 @@ def test_segments_split_reflection_and_tail():
     assert len(s.tail) <= L.TAIL_CHARS and s.tail.endswith("go further than that.") and s.tail[0].isupper()
     s = L.segments({"prompt": "p", "response": "full text", "answer": "the answer", "reflection": "why"})
     assert s.head == "the answer" and s.reflected
+    s = L.segments({"prompt": "p", "response": "I can't help with that. Here is why: it is unsafe."})
+    assert s.first == "I can't help with that."
+    s = L.segments({"prompt": "p", "response": "Here are three steps:\n1. Mix.\n2. Stir."})
+    assert s.first == "Here are three steps:"
 
 
 def test_features_shape_deterministic_and_order_free():
     X = L.features(ROWS)
-    assert X.shape == (4, 3 * 384 + len(L.scalar_names())) and X.dtype == np.float32
+    assert X.shape == (4, 4 * 384 + len(L.scalar_names())) == (4, L.width()) and X.dtype == np.float32
     assert np.isfinite(X).all()
     Y = L.features(ROWS[::-1])[::-1]
     assert np.allclose(X, Y, atol=1e-5)
-    # embeddings are unit vectors; a short unreflected answer has head == tail == whole
+    # embeddings are unit vectors; a one-sentence unreflected answer has head == tail == whole == first
     assert np.linalg.norm(X[1, :384]) == pytest.approx(1.0, abs=1e-4)
-    assert np.allclose(X[1, :384], X[1, 384:768]) and np.allclose(X[1, :384], X[1, 768:1152])
+    assert all(np.allclose(X[1, :384], X[1, k * 384:(k + 1) * 384]) for k in (1, 2, 3))
+    # a longer answer's first sentence is its own embedding
+    assert not np.allclose(X[2, :384], X[2, 1152:1536], atol=1e-3)
 
 
 def test_decide_threshold():
@@ -47,7 +53,7 @@ def test_decide_threshold():
 
 
 def test_model_roundtrip_and_version_check(tmp_path):
-    d = 3 * 384 + len(L.scalar_names())
+    d = L.width()
     rng = np.random.default_rng(0)
     m = L.Model(rng.normal(size=(d, 3)), rng.normal(size=3), np.zeros(d), np.ones(d), 1.5, 0.4)
     path = tmp_path / "w.npz"

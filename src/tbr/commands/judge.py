@@ -15,6 +15,7 @@ from tbr.data.sources import builtin_rows
 from tbr.errors import TbrError
 from tbr.io import atomic_write_text, read_jsonl, write_jsonl
 from tbr.judges import JUDGES, LABELS, get_judge
+from tbr.judges.bias import worst_diff
 from tbr.judges.evaluation import evaluate_judge, record_validation, summary_markdown, write_judge_eval
 from tbr.preflight import check_input_file
 from tbr.stages.judge import apply_judge, make_judge
@@ -157,10 +158,12 @@ def run_judge_eval(args: argparse.Namespace) -> int:
         write_judge_eval(res, out)
         results.append(res)
         b, t = res["binary"], res["three_class"]
-        worst = max((abs(d["diff"]) for d in res.get("differential_bias", []) if d["diff"] is not None), default=None)
+        w = worst_diff(res)
+        ci = w.get("ci") if w else None
         print(f"{name}: binary accuracy {b['accuracy']:.3f}, kappa {b['kappa'] if b['kappa'] is not None else float('nan'):.3f}; "
               f"3-class accuracy {t['accuracy']:.3f}; undecided {t['unparsed']}"
-              + (f"; worst differential bias {worst:.3f}" if worst is not None else "") + f" -> {out}")
+              + (f"; worst differential bias {abs(w['diff']):.3f}" if w else "")
+              + (f" (95% CI {ci[0]:+.3f} to {ci[1]:+.3f})" if ci and ci[0] is not None else "") + f" -> {out}")
     summary = atomic_write_text(Path(args.output) / "summary.md", summary_markdown(results, args.labels, len(rows)))
     print(f"summary: {summary}")
     if args.record:

@@ -73,11 +73,15 @@ def judge_section(m: dict[str, Any], pj: str, labels: list[str]) -> list[str]:
     out = ["## How far the judge can be trusted", ""]
     v = m.get("judge_validation", {}).get(pj)
     if v:
-        diff = v.get("max_abs_differential_bias")
+        diff, ci = v.get("max_abs_differential_bias"), v.get("max_abs_differential_bias_ci") or [None, None]
+        clear = v.get("differential_bias_pairs_ci_excluding_zero")
         out.append(f"Primary judge `{pj}`, validated on the {v['labels']} (n={v['n']}, labelled by two annotators): "
                    f"binary accuracy {v['binary_accuracy']:.3f}, 3-class accuracy {v['three_class_accuracy']:.3f}"
                    + (f", largest differential bias between two models of one experiment {diff:.3f}" if diff is not None
-                      else "") + ". `tbr judge-eval` reproduces these numbers.")
+                      else "")
+                   + (f" (95% CI {ci[0]:+.3f} to {ci[1]:+.3f})" if ci[0] is not None else "")
+                   + (f"; {clear[0]} of {clear[1]} model pairs have a differential-bias interval excluding 0"
+                      if clear and clear[1] else "") + ". `tbr judge-eval` reproduces these numbers.")
     else:
         out.append(f"Primary judge `{pj}` has no validated accuracy shipped with tbr; measure it with "
                    f"`tbr judge-eval --judge {pj}` before trusting a difference.")
