@@ -32,10 +32,9 @@ test: install
 test-fast: install
 	OMP_NUM_THREADS=1 $(BIN)/pytest -q -m "not slow"
 
+# Each benchmark script in turn (its output and `ratio: X` last line), then one summary table
 bench: install
-	$(BIN)/python benchmarks/train_throughput.py
-	$(BIN)/python benchmarks/generate_throughput.py
-	$(BIN)/python benchmarks/judge_throughput.py
+	$(BIN)/python benchmarks/summary.py
 
 clean:
 	rm -rf $(VENV) runs

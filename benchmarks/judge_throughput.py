@@ -29,6 +29,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     a = ap.parse_args(argv)
     import torch
+    from _common import emit_summary  # benchmarks/ is on sys.path
 
     from tbr.data.sources import builtin_rows
     from tbr.judges import encoder, get_judge, learned
@@ -61,6 +62,8 @@ def main(argv=None) -> int:
     print(f"tbr (learned, batched, length-sorted): {r_tbr:9.1f} rows/s   {a.rows} rows in {t_tbr:.1f} s")
     print(f"keywords:                              {r_kw:9.1f} rows/s")
     print(f"tbr, encoder naive (batch 1):          {r_naive:9.1f} rows/s   ({len(naive_rows)} rows)")
+    emit_summary("judging rows/s (learned tbr judge)", r_tbr, "rows/s", "same encoder naive (batch 1, unsorted)",
+                 r_naive, torch.get_num_threads(), keywords_rows_s=round(r_kw, 1))
     print(f"ratio: {r_tbr / r_naive:.2f}")
     return 0
 

@@ -20,7 +20,7 @@ FLOP/s of tbr, per real token (N = weights of every matmul, the tied LM head onc
   4N  what LoRA actually computes: forward 2N plus the input gradients 2N; the weight
       gradients of the frozen base (the other 2N) are never formed. Attention's own
       seq-length term is left out of both (under 5% at these lengths).
-Either is given as a share of a bf16 matmul peak measured on the spot (2048^3, same threads).
+Either is given as a share of a matmul peak measured on the spot (2048^3, same threads) in the dtype tbr computes in.
 
 Measured (2-core AMD EPYC, bf16 peak about 0.8 TFLOP/s on the spot, embedded model, batch 8,
 1 warmup + 6 steps, 2026-12-03):
@@ -46,20 +46,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-
-def matmul_peak(threads: int, n: int = 2048, reps: int = 5) -> float:
-    """Best-of bf16 matmul rate in FLOP/s."""
-    import torch
-    torch.set_num_threads(threads)
-    a = torch.randn(n, n, dtype=torch.bfloat16)
-    b = torch.randn(n, n, dtype=torch.bfloat16)
-    a @ b
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best
+from _common import emit_summary, matmul_params, matmul_peak, peak_dtype  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def rows_for(model_name: str, n_general: int, n_safety: int) -> list[dict[str, Any]]:
@@ -134,17 +121,6 @@ def trl_trainer(model: str, rows: list[dict[str, Any]], out: Path, a: argparse.N
                       peft_config=lora)
 
 
-def matmul_params(model: Any) -> int:
-    import torch
-    n = 0
-    seen = set()
-    for name, m in model.named_modules():
-        if isinstance(m, torch.nn.Linear) and "lora_" not in name and id(m.weight) not in seen:
-            seen.add(id(m.weight))
-            n += m.weight.numel()
-    return n
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
@@ -173,17 +149,18 @@ def main() -> int:
     from tbr.models import resolve
     resolve(model)  # dequantize/cache the embedded model outside the timed part
     rows = rows_for(model, 200, 70)
-    peak = matmul_peak(threads)
-    print(f"threads {threads}; bf16 matmul peak {peak / 1e9:.0f} GFLOP/s; {len(rows)} rows; "
+    pdt = peak_dtype(a.tbr_dtype)
+    peak = matmul_peak(threads, pdt)
+    print(f"threads {threads}; {pdt} matmul peak {peak / 1e9:.0f} GFLOP/s; {len(rows)} rows; "
           f"batch {a.batch_size}; {a.warmup} warmup + {a.steps} timed steps", flush=True)
     res: dict[str, list[dict[str, float]]] = {"tbr": [], "trl": []}
     n_mm = None
     for rep in range(a.repeats):
         tr, cfg, counts = tbr_trainer(model, rows, tmp / f"tbr{rep}", a)
         n_mm = matmul_params(tr.model)
-        p0 = matmul_peak(threads)
+        p0 = matmul_peak(threads, pdt)
         r = measure(tr, a.warmup, a.steps)
-        r["peak"] = max(p0, matmul_peak(threads))  # measured around the run: the machine may be shared
+        r["peak"] = max(p0, matmul_peak(threads, pdt))  # measured around the run: the machine may be shared
         res["tbr"].append(r)
         print(f"[{rep}] tbr  {counts['dtype']:>8} weights: {r['tok_s']:8.1f} tokens/s  {r['steps_s']:.3f} steps/s "
               f"({r['tokens']} tokens in {r['seconds']:.1f} s); 6N = {100 * 6 * n_mm * r['tok_s'] / r['peak']:.0f}% "
@@ -210,6 +187,8 @@ def main() -> int:
         return 0
     trl_tok = sum(r["tokens"] for r in res["trl"]) / sum(r["seconds"] for r in res["trl"])
     print(f"TRL defaults: {trl_tok:.1f} tokens/s")
+    emit_summary("training tokens/s", tbr_tok, "tokens/s", "TRL SFTTrainer defaults", trl_tok, threads,
+                 peak_share=f6 / peak, flops="6N", peak_dtype=pdt, peak_gflops=round(peak / 1e9))
     print(f"ratio: {tbr_tok / trl_tok:.2f}")
     return 0
 

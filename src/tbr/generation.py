@@ -13,6 +13,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from tbr.decode_attention import decode_attention_for
 from tbr.models import load_model
 
 
@@ -245,13 +246,14 @@ def hf_generate_texts(model: Any, tok: Any, texts: Sequence[str], *, max_new_tok
                       temperature: float = 0.7, top_p: float = 0.95, seed: int = 0, progress: bool = True,
                       desc: str = "generate", add_special_tokens: bool = False,
                       on_batch: Callable[[list[int], list[str]], None] | None = None,
-                      finished: list[bool] | None = None, token_ids: list[list[int]] | None = None) -> list[str]:
+                      finished: list[bool] | None = None, token_ids: list[list[int]] | None = None,
+                      grouped_decode: bool = True) -> list[str]:
     """Completions of raw prompt strings (already templated). Greedy unless do_sample. Fills
-    `finished` (did each row end by itself, not at max_new_tokens) and `token_ids` (its
-    generated ids) when given, before each on_batch call. Fast on CPU and GPU alike: batches of
-    similar prompt length, left padding, the KV cache, the model's own dtype, a cheap per-row
-    stop-string check, an early exit once every row is done, inference mode, prefill logits for
-    the last position only, and torch threads on the physical cores."""
+    `finished` (did each row end by itself) and `token_ids` (its generated ids) when given,
+    before each on_batch call. Fast: length-sorted left-padded batches, KV cache, per-row stop
+    strings, early exit, prefill logits for the last position only, threads on the physical
+    cores, and on a CPU decode attention without the per-head KV copy (tbr.decode_attention;
+    grouped_decode=False keeps the model's sdpa)."""
     import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
     tok.padding_side = "left"  # decoder-only models continue from the right edge
     if tok.pad_token is None:
@@ -264,39 +266,39 @@ def hf_generate_texts(model: Any, tok: Any, texts: Sequence[str], *, max_new_tok
     out: list[str] = [""] * len(texts)
     _record_ends([], [], [], set(), 0, finished, token_ids, size=len(texts))
     batches = length_sorted_batches([len(e) for e in enc], max(1, int(batch_size)))
-    eos = _eos_ids(model, tok)
-    pad = tok.pad_token_id
+    eos, pad = _eos_ids(model, tok), tok.pad_token_id
     stats = {"prompts": len(texts), "batches": len(batches), "generated_tokens": 0, "seconds": 0.0}
     last_run_stats.clear()
     last_run_stats.update(stats)
     bar = tqdm(total=len(texts), desc=desc, unit="prompt", disable=not progress, leave=False)
     t0 = time.perf_counter()
-    for b in batches:
-        ids, mask = _left_padded([enc[i] for i in b], pad)
-        width = ids.shape[1]
-        kwargs = _generate_kwargs(max_new_tokens, do_sample, pad, eos, temperature, top_p)
-        if do_sample:
-            torch.manual_seed(seed)
-        if stop:
-            kwargs["stopping_criteria"] = _stopping_list(StopOnStrings(tok, stop, width))
-        with torch.inference_mode():
-            gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
-        gen = gen[:, width:].cpu()
-        counts = _generated_tokens(gen, eos, pad)
-        stats["generated_tokens"] += sum(counts)
-        _record_ends(b, gen.tolist(), counts, {*eos, *([pad] if pad is not None else [])}, max_new_tokens,
-                     finished, token_ids)
-        texts_b = tok.batch_decode(gen, skip_special_tokens=True)
-        texts_b = [_trim_stops(t, stop).strip() for t in texts_b]
-        for i, t in zip(b, texts_b):
-            out[i] = t
-        if on_batch:
-            on_batch(b, texts_b)
-        stats["seconds"] = time.perf_counter() - t0
-        last_run_stats.update(stats)
-        bar.update(len(b))
-        if stats["seconds"] > 0:
-            bar.set_postfix(tok_s=f"{stats['generated_tokens'] / stats['seconds']:.0f}", refresh=False)
+    with decode_attention_for(model, enabled=grouped_decode and device.type == "cpu"):
+        for b in batches:
+            ids, mask = _left_padded([enc[i] for i in b], pad)
+            width = ids.shape[1]
+            kwargs = _generate_kwargs(max_new_tokens, do_sample, pad, eos, temperature, top_p)
+            if do_sample:
+                torch.manual_seed(seed)
+            if stop:
+                kwargs["stopping_criteria"] = _stopping_list(StopOnStrings(tok, stop, width))
+            with torch.inference_mode():
+                gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
+            gen = gen[:, width:].cpu()
+            counts = _generated_tokens(gen, eos, pad)
+            stats["generated_tokens"] += sum(counts)
+            _record_ends(b, gen.tolist(), counts, {*eos, *([pad] if pad is not None else [])}, max_new_tokens,
+                         finished, token_ids)
+            texts_b = tok.batch_decode(gen, skip_special_tokens=True)
+            texts_b = [_trim_stops(t, stop).strip() for t in texts_b]
+            for i, t in zip(b, texts_b):
+                out[i] = t
+            if on_batch:
+                on_batch(b, texts_b)
+            stats["seconds"] = time.perf_counter() - t0
+            last_run_stats.update(stats)
+            bar.update(len(b))
+            if stats["seconds"] > 0:
+                bar.set_postfix(tok_s=f"{stats['generated_tokens'] / stats['seconds']:.0f}", refresh=False)
     bar.close()
     return out
 
