@@ -13,7 +13,8 @@ tbr:  bf16 weights where the CPU has bf16 units (fp32 LoRA adapters), LoRA on ev
       TRL's fused head scores every position on a CPU).
 TRL:  SFTConfig defaults (bf16=True autocast over fp32 weights, as TRL loads a model given by
       path; gradient_checkpointing=True; random batches), a conversational prompt-completion
-      data set, the same LoRA config and batch size.
+      data set, the same LoRA config and batch size. On a CPU without bf16 units, bf16=False:
+      emulated bf16 autocast there is hours per step.
 
 FLOP/s of tbr, per real token (N = weights of every matmul, the tied LM head once):
   6N  the usual model-FLOPs convention (forward 2N, backward 4N), reported as "MFU";
@@ -109,12 +110,17 @@ def trl_trainer(model: str, rows: list[dict[str, Any]], out: Path, a: argparse.N
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from tbr.models import load_tokenizer, resolve
+    from tbr.models import cpu_has_bf16, load_tokenizer, resolve
+    # TRL's default bf16 autocast on a CPU without bf16 units (AVX2 only) runs emulated bf16
+    # matmuls, about 300x slower than fp32 (60 s for one 2048^3 matmul on a 2-core Zen 3): a
+    # step would take hours, and nobody would train that way. There the baseline is TRL's
+    # defaults with bf16 off, which is what such a user sets.
+    extra = {} if cpu_has_bf16() else {"bf16": False}
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
                              "completion": [{"role": "assistant", "content": r["target"]}]} for r in rows])
     args = SFTConfig(output_dir=str(out), per_device_train_batch_size=a.batch_size, max_steps=a.warmup + a.steps,
                      max_length=a.max_length, report_to=[], save_strategy="no", logging_steps=1000000,
-                     disable_tqdm=True, use_cpu=True, dataloader_pin_memory=False)
+                     disable_tqdm=True, use_cpu=True, dataloader_pin_memory=False, **extra)
     lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                       target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM")
     return SFTTrainer(model=resolve(model), args=args, train_dataset=ds, processing_class=load_tokenizer(model, "right"),
@@ -172,7 +178,7 @@ def main() -> int:
         wdt = str(next(tt.model.parameters()).dtype).replace("torch.", "")
         r = measure(tt, a.warmup, a.steps)
         res["trl"].append(r)
-        print(f"[{rep}] TRL  {wdt:>8} weights: {r['tok_s']:8.1f} tokens/s  {r['steps_s']:.3f} steps/s "
+        print(f"[{rep}] TRL  {wdt:>8} weights, bf16 autocast {tt.args.bf16}: {r['tok_s']:8.1f} tokens/s  {r['steps_s']:.3f} steps/s "
               f"({r['tokens']} tokens in {r['seconds']:.1f} s)", flush=True)
         del tt
     tbr_tok = sum(r["tokens"] for r in res["tbr"]) / sum(r["seconds"] for r in res["tbr"])
@@ -187,7 +193,9 @@ def main() -> int:
         return 0
     trl_tok = sum(r["tokens"] for r in res["trl"]) / sum(r["seconds"] for r in res["trl"])
     print(f"TRL defaults: {trl_tok:.1f} tokens/s")
-    emit_summary("training tokens/s", tbr_tok, "tokens/s", "TRL SFTTrainer defaults", trl_tok, threads,
+    from tbr.models import cpu_has_bf16
+    base = "TRL SFTTrainer defaults" + ("" if cpu_has_bf16() else " (bf16 off: no bf16 units)")
+    emit_summary("training tokens/s", tbr_tok, "tokens/s", base, trl_tok, threads,
                  peak_share=f6 / peak, flops="6N", peak_dtype=pdt, peak_gflops=round(peak / 1e9))
     print(f"ratio: {tbr_tok / trl_tok:.2f}")
     return 0
