@@ -29,16 +29,6 @@ def matmul_peak(threads: int, dtype: Any = "bfloat16", n: int = 2048, reps: int 
     return 2 * n ** 3 / best
 
 
-def peak_dtype(requested: str) -> str:
-    """The dtype a run asked for as `auto` / `bfloat16` / `float32` computes in here."""
-    from tbr.models import cpu_has_bf16
-    if requested in ("bfloat16", "bf16"):
-        return "bfloat16"
-    if requested in ("float32", "fp32"):
-        return "float32"
-    return "bfloat16" if cpu_has_bf16() else "float32"
-
-
 def matmul_params(model: Any) -> int:
     """Weights of the model's Linear layers (a tied head once, LoRA adapters left out)."""
     import torch

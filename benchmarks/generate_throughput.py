@@ -19,8 +19,8 @@ second of each, the fraction of identical outputs (batched and one-at-a-time gre
 slightly in bf16: padding changes the matmul shapes, so near-ties can flip), and `ratio: X`
 (tbr tokens/s over naive tokens/s) as the last line, after a `summary:` line for
 benchmarks/summary.py. Share of peak: 2N FLOP per generated token (N = matmul weights, the head
-included) over a matmul peak measured on the spot in the model's dtype. The machine may be shared: the load
-average is printed; compare ratios, not absolute figures.
+included) over a matmul peak measured on the spot in the model's dtype. The machine may be
+shared: the load average is printed; compare ratios, not absolute figures.
 
 Measured 2026-12-04 on a 2-core AMD EPYC (avx512_bf16), embedded model, 64 prompts x 64 new
 tokens, 2 threads, 3 alternating rounds (figures move about 10% run to run on this machine):
@@ -32,8 +32,9 @@ tokens, 2 threads, 3 alternating rounds (figures move about 10% run to run on th
   tokens/s, naive 23.0, ratio 9.1.
 - Levers measured and not kept: a static KV cache (`cache_implementation="static"`), alone no
   faster, and with `torch.compile` of the forward 2x slower (1 thread while the test suite ran
-  on the other core: 20 s against 10.6 s, the compile itself 90 s); sdpa with forced GQA (TRANSFORMERS_SDPA_FORCE_GQA) 40% slower;
-  float32 weights 2.5x slower than bf16; glibc malloc tuning (mallopt) within noise.
+  on the other core: 20 s against 10.6 s, the compile itself 90 s); sdpa with forced GQA
+  (TRANSFORMERS_SDPA_FORCE_GQA) 40% slower; float32 weights 2.5x slower than bf16; glibc malloc
+  tuning (mallopt) within noise.
 - Why 40x is out of reach here: one at a time runs at 37.5 tokens/s, 27 ms a token; a decode
   step at batch 64 with no attention history at all (one token, no cache) takes about 52 ms,
   so batching tops out near 64 x 27 / 52 = 33x before any attention, and the measured steps

@@ -44,7 +44,8 @@ def table(rows: list[tuple[str, dict[str, Any] | None]]) -> str:
         if s is None:
             out.append(f"| {name} | failed: no summary line | | | | | | | |")
             continue
-        share = "n/a" if s.get("peak_share") is None else f"{100 * s['peak_share']:.1f}% ({', '.join(x for x in (s.get('flops'), s.get('peak_dtype')) if x)})"
+        basis = ", ".join(x for x in (s.get("flops"), s.get("peak_dtype")) if x)  # FLOP convention, peak's dtype
+        share = "n/a" if s.get("peak_share") is None else f"{100 * s['peak_share']:.1f}% ({basis})"
         out.append(f"| {name} | {s['figure']} | {_num(s['value'])} {s['unit']} | {s['baseline']} | "
                    f"{_num(s['baseline_value'])} {s['unit']} | {s['ratio']:.2f} | {share} | {s['cpu']} | "
                    f"{s['threads']} |")

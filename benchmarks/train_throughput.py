@@ -21,7 +21,8 @@ FLOP/s of tbr, per real token (N = weights of every matmul, the tied LM head onc
   4N  what LoRA actually computes: forward 2N plus the input gradients 2N; the weight
       gradients of the frozen base (the other 2N) are never formed. Attention's own
       seq-length term is left out of both (under 5% at these lengths).
-Either is given as a share of a matmul peak measured on the spot (2048^3, same threads) in the dtype tbr computes in.
+Either is given as a share of a matmul peak measured on the spot (2048^3, same threads), in
+the dtype tbr computes in.
 
 Measured (2-core AMD EPYC, bf16 peak about 0.8 TFLOP/s on the spot, embedded model, batch 8,
 1 warmup + 6 steps, 2026-12-03):
@@ -47,7 +48,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from _common import emit_summary, matmul_params, matmul_peak, peak_dtype  # noqa: E402  (benchmarks/ is on sys.path)
+from _common import emit_summary, matmul_params, matmul_peak  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def rows_for(model_name: str, n_general: int, n_safety: int) -> list[dict[str, Any]]:
@@ -155,7 +156,8 @@ def main() -> int:
     from tbr.models import resolve
     resolve(model)  # dequantize/cache the embedded model outside the timed part
     rows = rows_for(model, 200, 70)
-    pdt = peak_dtype(a.tbr_dtype)
+    from tbr.models import resolve_dtype
+    pdt = str(resolve_dtype(a.tbr_dtype)).replace("torch.", "")  # the dtype tbr's side computes in
     peak = matmul_peak(threads, pdt)
     print(f"threads {threads}; {pdt} matmul peak {peak / 1e9:.0f} GFLOP/s; {len(rows)} rows; "
           f"batch {a.batch_size}; {a.warmup} warmup + {a.steps} timed steps", flush=True)
@@ -178,8 +180,9 @@ def main() -> int:
         wdt = str(next(tt.model.parameters()).dtype).replace("torch.", "")
         r = measure(tt, a.warmup, a.steps)
         res["trl"].append(r)
-        print(f"[{rep}] TRL  {wdt:>8} weights, bf16 autocast {tt.args.bf16}: {r['tok_s']:8.1f} tokens/s  {r['steps_s']:.3f} steps/s "
-              f"({r['tokens']} tokens in {r['seconds']:.1f} s)", flush=True)
+        trl_bf16 = bool(tt.args.bf16)
+        print(f"[{rep}] TRL  {wdt:>8} weights, bf16 autocast {trl_bf16}: {r['tok_s']:8.1f} tokens/s  "
+              f"{r['steps_s']:.3f} steps/s ({r['tokens']} tokens in {r['seconds']:.1f} s)", flush=True)
         del tt
     tbr_tok = sum(r["tokens"] for r in res["tbr"]) / sum(r["seconds"] for r in res["tbr"])
     lora = not any(s.replace(" ", "").lower() == "lora.enabled=false" for s in a.tbr_set)
@@ -193,8 +196,7 @@ def main() -> int:
         return 0
     trl_tok = sum(r["tokens"] for r in res["trl"]) / sum(r["seconds"] for r in res["trl"])
     print(f"TRL defaults: {trl_tok:.1f} tokens/s")
-    from tbr.models import cpu_has_bf16
-    base = "TRL SFTTrainer defaults" + ("" if cpu_has_bf16() else " (bf16 off: no bf16 units)")
+    base = "TRL SFTTrainer defaults" + ("" if trl_bf16 else " (bf16 off: no bf16 units)")
     emit_summary("training tokens/s", tbr_tok, "tokens/s", base, trl_tok, threads,
                  peak_share=f6 / peak, flops="6N", peak_dtype=pdt, peak_gflops=round(peak / 1e9))
     print(f"ratio: {tbr_tok / trl_tok:.2f}")

@@ -241,6 +241,19 @@ def _left_padded(rows: Sequence[Sequence[int]], pad: int) -> tuple[Any, Any]:
     return ids, mask
 
 
+def _generate_batch(model: Any, tok: Any, rows: list[list[int]], pad: int, device: Any,
+                    stop: Sequence[str], kwargs: dict[str, Any]) -> Any:
+    """One left-padded batch through model.generate: the generated ids only, on the CPU."""
+    import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
+    ids, mask = _left_padded(rows, pad)
+    width = ids.shape[1]
+    if stop:
+        kwargs["stopping_criteria"] = _stopping_list(StopOnStrings(tok, stop, width))
+    with torch.inference_mode():
+        gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
+    return gen[:, width:].cpu()
+
+
 def hf_generate_texts(model: Any, tok: Any, texts: Sequence[str], *, max_new_tokens: int = 64,
                       batch_size: int = DEFAULT_BATCH_SIZE, stop: Sequence[str] = (), do_sample: bool = False,
                       temperature: float = 0.7, top_p: float = 0.95, seed: int = 0, progress: bool = True,
@@ -274,16 +287,10 @@ def hf_generate_texts(model: Any, tok: Any, texts: Sequence[str], *, max_new_tok
     t0 = time.perf_counter()
     with decode_attention_for(model, enabled=grouped_decode and device.type == "cpu"):
         for b in batches:
-            ids, mask = _left_padded([enc[i] for i in b], pad)
-            width = ids.shape[1]
             kwargs = _generate_kwargs(max_new_tokens, do_sample, pad, eos, temperature, top_p)
             if do_sample:
                 torch.manual_seed(seed)
-            if stop:
-                kwargs["stopping_criteria"] = _stopping_list(StopOnStrings(tok, stop, width))
-            with torch.inference_mode():
-                gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
-            gen = gen[:, width:].cpu()
+            gen = _generate_batch(model, tok, [enc[i] for i in b], pad, device, stop, kwargs)
             counts = _generated_tokens(gen, eos, pad)
             stats["generated_tokens"] += sum(counts)
             _record_ends(b, gen.tolist(), counts, {*eos, *([pad] if pad is not None else [])}, max_new_tokens,
