@@ -153,10 +153,9 @@ def main() -> int:
     if a.tiny:
         from tbr.testing import make_tiny_model
         model = str(make_tiny_model(tmp / "tiny", hidden_size=128, layers=2))
-    from tbr.models import resolve
+    from tbr.models import resolve, resolve_dtype
     resolve(model)  # dequantize/cache the embedded model outside the timed part
     rows = rows_for(model, 200, 70)
-    from tbr.models import resolve_dtype
     pdt = str(resolve_dtype(a.tbr_dtype)).replace("torch.", "")  # the dtype tbr's side computes in
     peak = matmul_peak(threads, pdt)
     print(f"threads {threads}; {pdt} matmul peak {peak / 1e9:.0f} GFLOP/s; {len(rows)} rows; "

@@ -247,8 +247,8 @@ def _generate_batch(model: Any, tok: Any, rows: list[list[int]], pad: int, devic
     import torch  # torch: heavy, loaded on first use (keeps `tbr --help` fast)
     ids, mask = _left_padded(rows, pad)
     width = ids.shape[1]
-    if stop:
-        kwargs["stopping_criteria"] = _stopping_list(StopOnStrings(tok, stop, width))
+    if stop:  # a new dict: the stopping criteria hold this batch's prompt width
+        kwargs = {**kwargs, "stopping_criteria": _stopping_list(StopOnStrings(tok, stop, width))}
     with torch.inference_mode():
         gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
     return gen[:, width:].cpu()
